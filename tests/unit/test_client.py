@@ -1,0 +1,315 @@
+"""The async client through httpx.MockTransport: every status, retries, faults and bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ocrflow.client import OcrClient
+from ocrflow.errors import (
+    ApiError,
+    AuthError,
+    InvalidJobIdError,
+    RateLimitedError,
+    ResponseFormatError,
+    TransportError,
+)
+from ocrflow.models import RecognizeRegionsSettings, Rect, Region, ResultType, TaskStatus
+from ocrflow.polling import PollPolicy
+from ocrflow.settings import ClientSettings
+from tests.unit.fakes import FakeClock
+
+JOB = "b7162f77-bf10-407d-86de-ee255e422ca7"
+REGIONS = [Region(rect=Rect.from_xywh(10, 20, 100, 30), order=0)]
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Api:
+    """A scripted service: token requests are answered, OCR requests go to ``script``."""
+
+    def __init__(self, *script: httpx.Response | Exception | Handler) -> None:
+        self.script = list(script)
+        self.requests: list[httpx.Request] = []
+        self.bearers: list[str | None] = []  # snapshots: a replay reuses the request object
+        self.token_requests = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/connect/token":
+            self.token_requests += 1
+            return httpx.Response(
+                200, json={"access_token": f"t{self.token_requests}", "expires_in": 3600}
+            )
+        self.requests.append(request)
+        self.bearers.append(request.headers.get("Authorization"))
+        step = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(step, Exception):
+            raise step
+        if isinstance(step, httpx.Response):
+            return step
+        return step(request)
+
+
+def ocr_answer(status: str = "Completed", **extra: object) -> httpx.Response:
+    return httpx.Response(200, json={"id": JOB, "taskStatus": status, **extra})
+
+
+def make_client(api: Api, clock: FakeClock, **overrides: object) -> OcrClient:
+    config = ClientSettings.model_validate(
+        {
+            "base_url": "https://api.example",
+            "client_id": "id",
+            "client_secret": "secret",
+            "max_attempts": 4,
+            "backoff_base_s": 1.0,
+            "backoff_cap_s": 8.0,
+            **overrides,
+        }
+    )
+    return OcrClient(
+        config, transport=httpx.MockTransport(api), sleep=clock.sleep, rand=lambda: 1.0
+    )
+
+
+async def test_submit_posts_the_exact_wire_body_and_returns_the_job_id() -> None:
+    api = Api(httpx.Response(200, text=JOB))
+    async with make_client(api, FakeClock()) as client:
+        job_id = await client.submit_regions(
+            b"\x89PNG-bytes", REGIONS, RecognizeRegionsSettings(result_type=ResultType.HOCR)
+        )
+    assert job_id == JOB
+    (request,) = api.requests
+    assert request.method == "POST"
+    assert request.url.path == "/v5.0/ocr/RecognizeRegions"
+    assert request.headers["Accept"] == "text/plain"
+    assert request.headers["Content-Type"] == "application/json"
+    assert api.bearers == ["Bearer t1"]
+    body = json.loads(request.content)
+    assert base64.b64decode(body["image"]) == b"\x89PNG-bytes"
+    assert body["settings"]["resultType"] == "Hocr"
+    assert body["settings"]["regions"] == [
+        {
+            "rect": {"topLeftX": 10, "topLeftY": 20, "bottomRightX": 110, "bottomRightY": 50},
+            "order": 0,
+        }
+    ]
+
+
+async def test_submit_reads_an_image_file_and_a_json_quoted_id(tmp_path: Path) -> None:
+    image = tmp_path / "card.png"
+    image.write_bytes(b"image-bytes")
+    api = Api(httpx.Response(200, text=f'"{JOB.upper()}"'))
+    async with make_client(api, FakeClock()) as client:
+        assert await client.submit_regions(image, REGIONS) == JOB
+
+
+@pytest.mark.parametrize(
+    ("image", "regions", "message"),
+    [
+        (b"", REGIONS, "empty"),
+        (b"x" * 11, REGIONS, "over the limit"),
+        (Path("/nonexistent/card.png"), REGIONS, "cannot read image"),
+        (b"img", [], "at least one region"),
+        (b"img", [Region(rect=Rect.from_xywh(-1, 0, 5, 5))], "negative"),
+        (b"img", [Region(rect=Rect())], "empty rectangle"),
+    ],
+)
+async def test_submit_rejects_bad_input_before_any_request(
+    image: bytes | Path, regions: list[Region], message: str
+) -> None:
+    api = Api(httpx.Response(200, text=JOB))
+    async with make_client(api, FakeClock(), max_image_bytes=10) as client:
+        with pytest.raises(ValueError, match=message):
+            await client.submit_regions(image, regions)
+    assert api.requests == []
+
+
+async def test_submit_answer_without_a_job_id_is_a_format_error() -> None:
+    api = Api(httpx.Response(200, text="<html>maintenance</html>"))
+    async with make_client(api, FakeClock()) as client:
+        with pytest.raises(ResponseFormatError, match="without a job id"):
+            await client.submit_regions(b"img", REGIONS)
+
+
+@pytest.mark.parametrize("status", ["Pending", "Processing", "Completed", "Error", "NotExist"])
+async def test_get_result_reads_every_status(status: str) -> None:
+    api = Api(ocr_answer(status))
+    async with make_client(api, FakeClock()) as client:
+        response = await client.get_result(JOB)
+    assert response.task_status is TaskStatus(status)
+    assert api.requests[0].url.params["id"] == JOB
+    assert api.requests[0].headers["Accept"] == "application/json"
+
+
+async def test_get_status_uses_the_utilities_endpoint() -> None:
+    api = Api(ocr_answer("Processing", results=None))
+    async with make_client(api, FakeClock()) as client:
+        response = await client.get_status(JOB)
+    assert response.task_status is TaskStatus.PROCESSING
+    assert api.requests[0].url.path == "/v5.0/ocr/Utilities/GetTaskStatus"
+
+
+async def test_cancel_sends_delete_with_the_id() -> None:
+    api = Api(httpx.Response(200))
+    async with make_client(api, FakeClock()) as client:
+        await client.cancel(JOB)
+    assert (api.requests[0].method, api.requests[0].url.params["id"]) == ("DELETE", JOB)
+
+
+async def test_invalid_job_id_never_reaches_the_wire() -> None:
+    api = Api(ocr_answer())
+    async with make_client(api, FakeClock()) as client:
+        for call in (client.get_result, client.get_status, client.cancel):
+            with pytest.raises(InvalidJobIdError):
+                await call("../../etc/passwd")
+    assert api.requests == []
+
+
+async def test_401_renews_the_token_and_replays_the_request() -> None:
+    api = Api(httpx.Response(401, headers={"WWW-Authenticate": "Bearer"}), ocr_answer())
+    async with make_client(api, FakeClock()) as client:
+        response = await client.get_result(JOB)
+    assert response.task_status is TaskStatus.COMPLETED
+    assert api.bearers == ["Bearer t1", "Bearer t2"]
+
+
+async def test_401_after_renewal_is_an_auth_error() -> None:
+    api = Api(httpx.Response(401))
+    async with make_client(api, FakeClock()) as client:
+        with pytest.raises(AuthError, match="refused even after renewing"):
+            await client.get_result(JOB)
+    assert api.token_requests == 2
+
+
+async def test_429_honours_retry_after() -> None:
+    clock = FakeClock()
+    api = Api(httpx.Response(429, headers={"Retry-After": "3"}), ocr_answer())
+    async with make_client(api, clock) as client:
+        await client.get_result(JOB)
+    assert clock.sleeps == [3.0]
+
+
+async def test_429_without_retry_after_backs_off() -> None:
+    clock = FakeClock()
+    api = Api(httpx.Response(429), httpx.Response(429), ocr_answer())
+    async with make_client(api, clock) as client:
+        await client.get_result(JOB)
+    assert clock.sleeps == [1.0, 2.0]
+
+
+async def test_retry_after_longer_than_allowed_is_raised_to_the_caller() -> None:
+    clock = FakeClock()
+    api = Api(httpx.Response(429, headers={"Retry-After": "600"}), ocr_answer())
+    async with make_client(api, clock, max_retry_after_s=60) as client:
+        with pytest.raises(RateLimitedError) as caught:
+            await client.get_result(JOB)
+    assert caught.value.retry_after_s == 600.0
+    assert clock.sleeps == []
+
+
+async def test_503_then_success() -> None:
+    clock = FakeClock()
+    api = Api(httpx.Response(503, headers={"Retry-After": "1"}), ocr_answer())
+    async with make_client(api, clock) as client:
+        assert (await client.get_result(JOB)).task_status is TaskStatus.COMPLETED
+    assert len(api.requests) == 2
+
+
+async def test_5xx_then_success_with_capped_backoff() -> None:
+    clock = FakeClock()
+    api = Api(httpx.Response(500), httpx.Response(502), httpx.Response(504), ocr_answer())
+    async with make_client(api, clock) as client:
+        assert (await client.get_result(JOB)).task_status is TaskStatus.COMPLETED
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+async def test_persistent_5xx_gives_up_after_max_attempts() -> None:
+    clock = FakeClock()
+    api = Api(httpx.Response(500, text="boom"))
+    async with make_client(api, clock) as client:
+        with pytest.raises(ApiError) as caught:
+            await client.get_result(JOB)
+    assert caught.value.status_code == 500
+    assert caught.value.body == "boom"
+    assert len(api.requests) == 4
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+async def test_transport_errors_exhausted_become_a_transport_error() -> None:
+    clock = FakeClock()
+    api = Api(httpx.ConnectError("connection refused"))
+    async with make_client(api, clock) as client:
+        with pytest.raises(TransportError, match="ConnectError"):
+            await client.get_result(JOB)
+    assert len(api.requests) == 4
+
+
+async def test_read_timeout_then_success() -> None:
+    api = Api(httpx.ReadTimeout("slow"), ocr_answer())
+    async with make_client(api, FakeClock()) as client:
+        assert (await client.get_result(JOB)).task_status is TaskStatus.COMPLETED
+
+
+async def test_post_is_retried_only_when_it_surely_was_not_sent() -> None:
+    api = Api(httpx.ConnectError("refused"), httpx.Response(200, text=JOB))
+    async with make_client(api, FakeClock()) as client:
+        assert await client.submit_regions(b"img", REGIONS) == JOB
+    for ambiguous in (httpx.ReadTimeout("sent, no answer"), httpx.Response(500)):
+        api = Api(ambiguous, httpx.Response(200, text=JOB))
+        async with make_client(api, FakeClock()) as client:
+            with pytest.raises((TransportError, ApiError)):
+                await client.submit_regions(b"img", REGIONS)
+        assert len(api.requests) == 1
+
+
+async def test_malformed_json_is_fetched_again() -> None:
+    api = Api(httpx.Response(200, text='{"taskStatus": "Compl'), ocr_answer())
+    async with make_client(api, FakeClock()) as client:
+        assert (await client.get_result(JOB)).task_status is TaskStatus.COMPLETED
+
+
+async def test_persistently_malformed_json_is_a_format_error() -> None:
+    api = Api(httpx.Response(200, text="<html>oops</html>"))
+    async with make_client(api, FakeClock()) as client:
+        with pytest.raises(ResponseFormatError, match="not JSON"):
+            await client.get_result(JOB)
+    assert len(api.requests) == 4
+
+
+async def test_unknown_status_fails_loudly_without_retrying() -> None:
+    api = Api(ocr_answer("Exploded"))
+    async with make_client(api, FakeClock()) as client:
+        with pytest.raises(ResponseFormatError, match="unknown taskStatus 'Exploded'"):
+            await client.get_result(JOB)
+    assert len(api.requests) == 1
+
+
+async def test_answer_for_another_job_is_refused() -> None:
+    other = "00000000-0000-0000-0000-000000000001"
+    api = Api(httpx.Response(200, json={"id": other, "taskStatus": "Completed"}))
+    async with make_client(api, FakeClock()) as client:
+        with pytest.raises(ResponseFormatError, match="answer is for"):
+            await client.get_result(JOB)
+
+
+async def test_client_errors_are_not_retried() -> None:
+    api = Api(httpx.Response(404, text="no such route"))
+    async with make_client(api, FakeClock()) as client:
+        with pytest.raises(ApiError, match="HTTP 404") as caught:
+            await client.get_result(JOB)
+    assert caught.value.status_code == 404
+    assert len(api.requests) == 1
+
+
+async def test_wait_for_result_polls_until_completed() -> None:
+    clock = FakeClock()
+    api = Api(ocr_answer("Pending"), ocr_answer("Processing"), ocr_answer("Completed"))
+    policy = PollPolicy(first_delay_s=2.0, growth=2.0, jitter=0.0)
+    async with make_client(api, clock) as client:
+        response = await client.wait_for_result(JOB, policy, clock=clock)
+    assert response.task_status is TaskStatus.COMPLETED
+    assert clock.sleeps == [2.0, 4.0]
