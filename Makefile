@@ -16,7 +16,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ocrflow needs Python 3.11 or newer; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -c constraints.txt -e '.[dev]'
+	$(PIP) install -c constraints.txt -e '.[dev,emulator]'
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
@@ -38,7 +38,7 @@ check: lint test  ## everything CI runs
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock
 	$(PYTHON) -m venv $(VENV).lock
-	$(VENV).lock/bin/python -m pip --disable-pip-version-check -q install '.[dev]'
+	$(VENV).lock/bin/python -m pip --disable-pip-version-check -q install '.[dev,emulator]'
 	{ echo '# Pinned versions for a reproducible install: regenerate with `make lock`.'; \
 	  $(VENV).lock/bin/python -m pip freeze --exclude ocrflow; } > constraints.txt
 	rm -rf $(VENV).lock build

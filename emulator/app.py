@@ -1,0 +1,402 @@
+"""The emulator's FastAPI app, built by a factory: settings in, app out.
+
+Vendor endpoints (contract §1, §5): ``POST /connect/token``; ``POST/GET/DELETE`` on
+``/v5.0/ocr/RecognizeRegions`` and ``/v5.0/ocr/RecognizeImage``;
+``GET /v5.0/ocr/Utilities/GetTaskStatus``. Emulator controls, outside the vendor's paths:
+``GET/PUT /_emulator/faults``, ``GET /_emulator/stats``, ``POST /_emulator/reset``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import math
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from emulator.engine import Engine, SimulatedEngine, TesseractEngine
+from emulator.jobs import JobStore, JobView
+from emulator.schemas import BadRequestError, parse_recognize_body
+from emulator.settings import EmulatorSettings, Faults
+from emulator.tokens import TokenIssuer
+
+STATUS_CODES = {
+    "Completed": "Ok",
+    "Pending": "NotReady",
+    "Processing": "NotReady",
+    "Error": "Error",
+    "NotExist": "TaskNotFound",
+}
+
+
+class EmulatorState:
+    """Everything one emulator instance holds: settings, faults, tokens, jobs, counters."""
+
+    def __init__(
+        self, settings: EmulatorSettings, clock: Callable[[], float], engine: Engine
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.rng = random.Random(settings.seed)  # noqa: S311 - fault draws, not secrets
+        self._rng_lock = threading.Lock()
+        self.tokens = TokenIssuer(settings, clock)
+        self.jobs = JobStore(settings, engine, clock, self.rng)
+        self.counts: Counter[str] = Counter()
+        self._bucket = _TokenBucket()
+
+    @property
+    def faults(self) -> Faults:
+        """The fault modes in force (the jobs read the same object)."""
+        return self.settings.faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Change the fault modes at run time."""
+        self.settings.faults = faults
+        self.jobs.settings.faults = faults
+
+    def chance(self, share: float) -> bool:
+        """True with probability ``share``, from the seeded generator."""
+        if share <= 0:
+            return False
+        with self._rng_lock:
+            return self.rng.random() < share
+
+    def rate_limited(self) -> float | None:
+        """Seconds to wait when the request rate is over ``rate_limit_rps``, else None."""
+        rps = self.faults.rate_limit_rps
+        return None if rps is None else self._bucket.take(rps, time.monotonic())
+
+
+class _TokenBucket:
+    """A token bucket holding at most one second's worth of requests."""
+
+    def __init__(self) -> None:
+        self._tokens = 0.0
+        self._last: float | None = None
+        self._lock = threading.Lock()
+
+    def take(self, rate: float, now: float) -> float | None:
+        with self._lock:
+            capacity = max(rate, 1.0)
+            if self._last is None:
+                self._tokens = capacity
+            else:
+                self._tokens = min(capacity, self._tokens + (now - self._last) * rate)
+            self._last = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return None
+            return (1.0 - self._tokens) / rate
+
+
+class ConnectionDroppedError(Exception):
+    """Raised mid-response to make the server cut the connection (the drop fault)."""
+
+
+class FaultMiddleware:
+    """Injects the transport-level faults in front of the vendor's OCR endpoints."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v5.0/"):
+            await self.app(scope, receive, send)
+            return
+        state, faults = self.state, self.state.faults
+        state.counts["requests"] += 1
+        if faults.latency_s:
+            await asyncio.sleep(faults.latency_s)
+        wait = state.rate_limited()
+        if wait is not None:
+            state.counts["fault_rate_limited"] += 1
+            await _plain(send, 429, b"Too Many Requests", {"Retry-After": str(math.ceil(wait))})
+            return
+        if state.chance(faults.rate_429):
+            state.counts["fault_429"] += 1
+            retry_after = str(math.ceil(faults.retry_after_s))
+            await _plain(send, 429, b"Too Many Requests", {"Retry-After": retry_after})
+            return
+        if state.chance(faults.rate_5xx):
+            state.counts["fault_5xx"] += 1
+            status = state.rng.choice((500, 502, 504))
+            await _plain(send, status, b"upstream failure (injected)", {})
+            return
+        if state.chance(faults.rate_drop):
+            state.counts["fault_drop"] += 1
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", b"4096"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
+            raise ConnectionDroppedError("connection dropped (injected fault)")
+        await self.app(scope, receive, send)
+
+
+async def _plain(send: Send, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw_headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def get_state(request: Request) -> EmulatorState:
+    """The app's state, as a dependency."""
+    state: EmulatorState = request.app.state.emulator
+    return state
+
+
+State = Annotated[EmulatorState, Depends(get_state)]
+
+
+class UnauthorizedError(Exception):
+    """A missing, unknown or expired bearer token."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def require_bearer(request: Request, state: State) -> None:
+    """Check the bearer token; the early-expiry fault revokes a good one."""
+    authorization = request.headers.get("Authorization")
+    reason = state.tokens.check(authorization)
+    if reason is None and state.chance(state.faults.rate_token_expired):
+        state.counts["fault_token_expired"] += 1
+        state.tokens.revoke(authorization)
+        reason = "expired"
+    if reason is not None:
+        state.counts["unauthorized"] += 1
+        raise UnauthorizedError(reason)
+
+
+Bearer = Annotated[None, Depends(require_bearer)]
+JobId = Annotated[str | None, Query(alias="id")]
+
+
+def _unauthorized(_request: Request, exc: Exception) -> Response:
+    reason = exc.reason if isinstance(exc, UnauthorizedError) else "invalid"
+    challenge = "Bearer"
+    if reason == "expired":
+        challenge = 'Bearer error="invalid_token", error_description="The token expired"'
+    elif reason == "invalid":
+        challenge = 'Bearer error="invalid_token"'
+    return Response(status_code=401, headers={"WWW-Authenticate": challenge})
+
+
+def _bad_request(_request: Request, exc: Exception) -> Response:
+    errors = exc.errors if isinstance(exc, BadRequestError) else {"": [str(exc)]}
+    return JSONResponse(
+        BadRequestError(errors).problem(), status_code=400, media_type="application/problem+json"
+    )
+
+
+def _missing_id() -> BadRequestError:
+    return BadRequestError({"id": ["The id field is required."]})
+
+
+def ocr_response(job_id: str, view: JobView, *, with_results: bool) -> dict[str, Any]:
+    """An OCRResponse body in the vendor's field order."""
+    error = None
+    if view.messages or view.warnings:
+        error = {"messages": view.messages or None, "warnings": view.warnings or None}
+    return {
+        "id": job_id,
+        "taskStatus": view.status,
+        "responseStatusCode": STATUS_CODES[view.status],
+        "results": view.results if with_results else None,
+        "error": error,
+    }
+
+
+def _json_answer(state: EmulatorState, body: dict[str, Any]) -> Response:
+    if body["results"] and state.chance(state.faults.rate_corrupt_base64):
+        state.counts["fault_corrupt_base64"] += 1
+        body["results"] = [dict(r) for r in body["results"]]
+        body["results"][0]["data"] = "!!corrupt*" + body["results"][0]["data"][10:]
+    text = json.dumps(body)
+    if state.chance(state.faults.rate_malformed_json):
+        state.counts["fault_malformed_json"] += 1
+        text = text[: max(len(text) // 2, 1)]
+    return Response(text, media_type="application/json")
+
+
+def build_ocr_router(feature: str, *, regions: bool) -> APIRouter:
+    """POST/GET/DELETE on ``/v5.0/ocr/<feature>``."""
+    router = APIRouter(prefix=f"/v5.0/ocr/{feature}", tags=[feature])
+
+    @router.post("", response_class=PlainTextResponse)
+    async def submit(request: Request, state: State, _auth: Bearer) -> Response:
+        raw = await request.body()
+        body, image = parse_recognize_body(raw, max_image_bytes=state.settings.max_image_bytes)
+        if not regions:
+            body.settings.regions = None
+        job_id = state.jobs.submit(body, image, regions_required=regions)
+        state.counts[f"submit_{feature}"] += 1
+        accept = request.headers.get("Accept", "")
+        if "application/json" in accept and "text/plain" not in accept:
+            # ASP.NET JSON-quotes a string result when only JSON is acceptable.
+            return Response(json.dumps(job_id), media_type="application/json")
+        return PlainTextResponse(job_id)
+
+    @router.get("")
+    async def fetch(state: State, _auth: Bearer, job_id: JobId = None) -> Response:
+        if not job_id:
+            raise _missing_id()
+        state.counts[f"get_{feature}"] += 1
+        view = state.jobs.view(job_id, with_results=True)
+        return _json_answer(state, ocr_response(job_id, view, with_results=True))
+
+    @router.delete("")
+    async def cancel(state: State, _auth: Bearer, job_id: JobId = None) -> Response:
+        if not job_id:
+            raise _missing_id()
+        state.counts[f"delete_{feature}"] += 1
+        state.jobs.cancel(job_id)
+        return Response(status_code=200)
+
+    return router
+
+
+def build_utilities_router() -> APIRouter:
+    """``GET /v5.0/ocr/Utilities/GetTaskStatus``: the status without the results."""
+    router = APIRouter(prefix="/v5.0/ocr/Utilities", tags=["Utilities"])
+
+    @router.get("/GetTaskStatus")
+    async def task_status(state: State, _auth: Bearer, job_id: JobId = None) -> Response:
+        if not job_id:
+            raise _missing_id()
+        state.counts["get_status"] += 1
+        view = state.jobs.view(job_id, with_results=False)
+        return _json_answer(state, ocr_response(job_id, view, with_results=False))
+
+    return router
+
+
+def build_token_router() -> APIRouter:
+    """``POST /connect/token``: form, multipart or HTTP Basic client credentials."""
+    router = APIRouter(tags=["auth"])
+
+    @router.post("/connect/token")
+    async def token(request: Request, state: State) -> Response:
+        state.counts["token_requests"] += 1
+        faults = state.faults
+        if state.chance(faults.token_429_rate):
+            state.counts["fault_token_429"] += 1
+            retry_after = str(math.ceil(faults.retry_after_s))
+            return JSONResponse(
+                {"error": "too_many_requests"}, 429, headers={"Retry-After": retry_after}
+            )
+        if state.chance(faults.token_reject_rate):
+            state.counts["fault_token_400"] += 1
+            return JSONResponse({"error": "invalid_client"}, 400)
+        client_id, client_secret, grant_type = await _credentials(request)
+        answer = state.tokens.issue(client_id, client_secret, grant_type)
+        state.counts[f"token_{answer.status}"] += 1
+        return JSONResponse(answer.body, answer.status, headers=answer.headers)
+
+    return router
+
+
+async def _credentials(request: Request) -> tuple[str | None, str | None, str | None]:
+    """client_id, client_secret and grant_type from the Basic header or the form."""
+    client_id = client_secret = None
+    authorization = request.headers.get("Authorization", "")
+    if authorization.lower().startswith("basic "):
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+            user, _, password = decoded.partition(":")
+            client_id, client_secret = unquote(user), unquote(password)
+        except (binascii.Error, UnicodeDecodeError):
+            pass
+    grant_type = None
+    content_type = request.headers.get("Content-Type", "")
+    if "form" in content_type:
+        form = await request.form()
+        grant_type = _form_str(form.get("grant_type"))
+        client_id = _form_str(form.get("client_id")) or client_id
+        client_secret = _form_str(form.get("client_secret")) or client_secret
+    return client_id, client_secret, grant_type
+
+
+def _form_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def build_control_router() -> APIRouter:
+    """Emulator controls: fault modes and counters, for tests and benchmarks."""
+    router = APIRouter(prefix="/_emulator", tags=["emulator"])
+
+    @router.get("/faults")
+    async def get_faults(state: State) -> Faults:
+        return state.faults
+
+    @router.put("/faults")
+    async def put_faults(state: State, faults: Faults) -> Faults:
+        state.set_faults(faults)
+        return faults
+
+    @router.get("/stats")
+    async def stats(state: State) -> dict[str, Any]:
+        return {"counts": dict(state.counts), "jobs": state.jobs.stats()}
+
+    @router.post("/reset")
+    async def reset(state: State) -> dict[str, str]:
+        state.set_faults(Faults())
+        state.counts.clear()
+        return {"status": "reset"}
+
+    return router
+
+
+def create_app(
+    settings: EmulatorSettings | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    engine: Engine | None = None,
+) -> FastAPI:
+    """Build an emulator: ``create_app(EmulatorSettings(...))`` → an ASGI app."""
+    settings = settings or EmulatorSettings()
+    if engine is None:
+        engine = SimulatedEngine() if settings.simulate else TesseractEngine()
+    state = EmulatorState(settings, clock, engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.jobs.close()
+
+    app = FastAPI(
+        title="Aspose.OCR Cloud emulator (ocrflow)",
+        description="Speaks the RecognizeRegions wire protocol and does real OCR offline.",
+        lifespan=lifespan,
+    )
+    app.state.emulator = state
+    app.add_exception_handler(UnauthorizedError, _unauthorized)
+    app.add_exception_handler(BadRequestError, _bad_request)
+    app.include_router(build_token_router())
+    app.include_router(build_ocr_router("RecognizeRegions", regions=True))
+    app.include_router(build_ocr_router("RecognizeImage", regions=False))
+    app.include_router(build_utilities_router())
+    app.include_router(build_control_router())
+    app.add_middleware(FaultMiddleware, state=state)
+    return app
