@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format check lock clean
+.PHONY: help install test lint format check lock clean emulator samples bench-ocr
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,15 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 check: lint test  ## everything CI runs
+
+emulator: $(STAMP)  ## serve the local Aspose.OCR Cloud emulator on 127.0.0.1:8080 (PORT=…)
+	$(BIN)/python -m emulator --host 127.0.0.1 --port $(or $(PORT),8080)
+
+samples: $(STAMP)  ## redraw the sample documents in samples/
+	$(BIN)/python -m emulator.samples --out samples
+
+bench-ocr: $(STAMP)  ## the emulator's OCR time per region and per page
+	$(BIN)/python bench/ocr_speed.py
 
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock

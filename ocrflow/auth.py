@@ -35,8 +35,6 @@ class ClientCredentialsAuth(httpx.Auth):
     which is then replayed once.
     """
 
-    requires_response_body = True
-
     def __init__(
         self,
         token_url: str,
@@ -92,6 +90,8 @@ class ClientCredentialsAuth(httpx.Auth):
                     waited = False
                     while True:
                         token_response = yield self._token_request()
+                        # This flow replaces httpx's own, which would have read the body.
+                        await token_response.aread()
                         wait_s = self._accept(token_response, may_wait=not waited)
                         if wait_s is None:
                             break

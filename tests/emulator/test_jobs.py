@@ -176,4 +176,5 @@ def test_processing_time_draws_follow_the_lognormal_median() -> None:
     draws = sorted(jobs._draw_duration() for _ in range(4001))
     jobs.close()
     assert 1.85 < draws[2000] < 2.15
-    assert draws[0] < 0.5 < 8.0 < draws[-1]
+    assert draws[0] < 0.5
+    assert draws[-1] > 8.0

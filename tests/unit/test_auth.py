@@ -229,3 +229,17 @@ def test_repr_and_sync_use_never_show_the_secret() -> None:
     assert SECRET not in repr(auth)
     with pytest.raises(RuntimeError, match="async-only"):
         next(auth.sync_auth_flow(httpx.Request("GET", "https://api.example/x")))
+
+
+async def test_token_answer_is_read_even_when_streamed() -> None:
+    # Real transports stream bodies; a MockTransport's prepared responses would hide this.
+    auth = make_auth(FakeClock())
+    payload = json.dumps({"access_token": "streamed", "expires_in": 3600}).encode()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/connect/token":
+            return httpx.Response(200, stream=httpx.ByteStream(payload))
+        return httpx.Response(200, text=request.headers["Authorization"])
+
+    async with httpx.AsyncClient(auth=auth, transport=httpx.MockTransport(handler)) as http:
+        assert (await http.get("https://api.example/a")).text == "Bearer streamed"

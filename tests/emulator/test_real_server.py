@@ -1,0 +1,101 @@
+"""The emulator under a real uvicorn on 127.0.0.1: dropped connections, and the vendor's SDK."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+
+import aspose_ocr_cloud as sdk
+import httpx
+import pytest
+
+from emulator.app import create_app
+from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from tests.emulator.conftest import SAMPLES, expected_texts, make_settings
+from tests.support.servers import serve_in_thread
+
+JOB = "b7162f77-bf10-407d-86de-ee255e422ca7"
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with serve_in_thread(create_app(make_settings())) as url:
+        yield url
+
+
+def token(base_url: str) -> str:
+    answer = httpx.post(
+        f"{base_url}/connect/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": DEMO_CLIENT_ID,
+            "client_secret": DEMO_CLIENT_SECRET,
+        },
+        timeout=10,
+    )
+    answer.raise_for_status()
+    value: str = answer.json()["access_token"]
+    return value
+
+
+def test_dropped_connections_reach_the_client_as_protocol_errors(base_url: str) -> None:
+    headers = {"Authorization": f"Bearer {token(base_url)}"}
+    httpx.put(f"{base_url}/_emulator/faults", json={"rate_drop": 1.0}, timeout=10)
+    try:
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(
+                f"{base_url}/v5.0/ocr/RecognizeRegions",
+                params={"id": JOB},
+                headers=headers,
+                timeout=10,
+            )
+    finally:
+        httpx.put(f"{base_url}/_emulator/faults", json={}, timeout=10)
+    healthy = httpx.get(
+        f"{base_url}/v5.0/ocr/RecognizeRegions", params={"id": JOB}, headers=headers, timeout=10
+    )
+    assert healthy.json()["taskStatus"] == "NotExist"
+
+
+def test_the_official_sdk_reads_a_sample_through_the_emulator(base_url: str) -> None:
+    # The SDK (24.11.0) cannot fetch its own token (contract §8): we fetch one and hand it over.
+    config = sdk.Configuration(host=base_url, access_token=token(base_url))
+    api = sdk.RecognizeRegionsApi(sdk.ApiClient(config))
+    document = json.loads((SAMPLES / "id-card.regions.json").read_text())
+    regions = [
+        sdk.OCRRegion(
+            order=region["order"],
+            rect=sdk.OCRRect(
+                top_left_x=region["rect"]["topLeftX"],
+                top_left_y=region["rect"]["topLeftY"],
+                bottom_right_x=region["rect"]["bottomRightX"],
+                bottom_right_y=region["rect"]["bottomRightY"],
+            ),
+        )
+        for region in document["regions"]
+    ]
+    # The SDK takes the image as a base64 str; bytes fail in its json.dumps (contract §2).
+    image = base64.b64encode((SAMPLES / "id-card.png").read_bytes()).decode()
+    body = sdk.OCRRecognizeRegionsBody(
+        image=image,
+        settings=sdk.OCRSettingsRecognizeRegions(
+            language=sdk.Language.ENGLISH,
+            result_type=sdk.ResultType.TEXT,
+            regions=regions,
+            make_skew_correct=True,
+        ),
+    )
+    job_id = api.post_recognize_regions(body)
+    response = None
+    for _ in range(200):  # bounded: about 20 s at most
+        response = api.get_recognize_regions(job_id)
+        if response.task_status in (sdk.OCRTaskStatus.COMPLETED, sdk.OCRTaskStatus.ERROR):
+            break
+        time.sleep(0.1)
+    assert response is not None
+    assert response.task_status == sdk.OCRTaskStatus.COMPLETED
+    assert response.results is not None
+    texts = [base64.b64decode(str(result.data)).decode() for result in response.results]
+    assert texts == expected_texts("id-card")
