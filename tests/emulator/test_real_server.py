@@ -59,6 +59,48 @@ def test_dropped_connections_reach_the_client_as_protocol_errors(base_url: str) 
     assert healthy.json()["taskStatus"] == "NotExist"
 
 
+@pytest.mark.parametrize(
+    ("faults", "expected_status"),
+    [
+        ({"rate_429": 1.0, "retry_after_s": 2}, 429),
+        ({"rate_5xx": 1.0}, 500),
+        ({"rate_token_expired": 1.0}, 401),
+        ({"rate_limit_rps": 0.001}, 200),  # the first request of a second still passes
+        ({"latency_s": 0.05}, 200),
+    ],
+)
+def test_fault_modes_over_a_real_socket(
+    base_url: str, faults: dict[str, float], expected_status: int
+) -> None:
+    headers = {"Authorization": f"Bearer {token(base_url)}"}
+    httpx.put(f"{base_url}/_emulator/faults", json=faults, timeout=10).raise_for_status()
+    try:
+        answer = httpx.get(
+            f"{base_url}/v5.0/ocr/RecognizeRegions", params={"id": JOB}, headers=headers, timeout=10
+        )
+    finally:
+        httpx.put(f"{base_url}/_emulator/faults", json={}, timeout=10)
+    if expected_status == 500:
+        assert answer.status_code in (500, 502, 504)
+    else:
+        assert answer.status_code == expected_status
+    if expected_status == 429:
+        assert answer.headers["Retry-After"] == "2"
+
+
+def test_malformed_json_over_a_real_socket(base_url: str) -> None:
+    headers = {"Authorization": f"Bearer {token(base_url)}"}
+    httpx.put(f"{base_url}/_emulator/faults", json={"rate_malformed_json": 1.0}, timeout=10)
+    try:
+        answer = httpx.get(
+            f"{base_url}/v5.0/ocr/RecognizeRegions", params={"id": JOB}, headers=headers, timeout=10
+        )
+    finally:
+        httpx.put(f"{base_url}/_emulator/faults", json={}, timeout=10)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(answer.text)
+
+
 def test_the_official_sdk_reads_a_sample_through_the_emulator(base_url: str) -> None:
     # The SDK (24.11.0) cannot fetch its own token (contract §8): we fetch one and hand it over.
     config = sdk.Configuration(host=base_url, access_token=token(base_url))
