@@ -77,6 +77,7 @@ class OcrClient:
         rand: Callable[[], float] = _SYSTEM_RANDOM.random,
     ) -> None:
         self.settings = settings
+        self._slots = asyncio.Semaphore(settings.concurrency)  # bounds calls, not waits
         self._sleep = sleep
         self._rand = rand
         self.auth = auth or ClientCredentialsAuth(
@@ -92,6 +93,7 @@ class OcrClient:
             base_url=settings.base_url,
             auth=self.auth,
             transport=transport,
+            limits=httpx.Limits(max_connections=settings.concurrency),
             timeout=httpx.Timeout(
                 connect=settings.connect_timeout_s,
                 read=settings.read_timeout_s,
@@ -223,7 +225,8 @@ class OcrClient:
             last = attempt == attempts
             retry_after_s: float | None = None
             try:
-                response = await self._http.request(method, path, **request)
+                async with self._slots:
+                    response = await self._http.request(method, path, **request)
             except httpx.HTTPError as exc:
                 error: OcrflowError = TransportError(
                     f"{method} {path} failed: {type(exc).__name__}: {exc}".rstrip(": ")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ocrflow.settings import RETENTION_S
+RETENTION_S = 24 * 3600.0  # the service keeps results for 24 h after submission
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +76,31 @@ class PollPolicy:
         return min(delay, remaining)
 
     def retry_delays(self) -> list[float]:
-        """The un-jittered waits that fit in the deadline, for Prefect's ``retry_delay_seconds``.
-
-        Prefect repeats the last entry when retries outrun the list, and adds its own jitter
-        (``retry_jitter_factor``); ``len()`` of this list is the number of retries to allow.
-        """
+        """The un-jittered waits that fit in the deadline, one per retry."""
         delays: list[float] = []
         total = 0.0
         attempt = 1
         while True:
             delay = self.base_delay(attempt)
             if total + delay > self.deadline_s:
-                break
+                return delays
             delays.append(delay)
             total += delay
             attempt += 1
-        return delays
+
+    def retry_schedule(self, max_entries: int = 50) -> tuple[int, list[float]]:
+        """``(retries, delays)`` for a Prefect task: the same waits, in a list it accepts.
+
+        Prefect takes at most 50 delays and repeats the last one when retries outrun the list,
+        so the list stops once the cap is reached (or at 50 entries); the retry count still
+        covers every poll that fits in the deadline. Prefect adds its own jitter.
+        """
+        delays = self.retry_delays()
+        if not delays:
+            return 0, [self.first_delay_s]
+        short: list[float] = []
+        for delay in delays[:max_entries]:
+            short.append(delay)
+            if delay >= self.max_delay_s:
+                break
+        return len(delays), short

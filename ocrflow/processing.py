@@ -83,6 +83,19 @@ class Processed:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class DecodedEntry:
+    """One entry of ``results`` after base64 decoding, or the error that stopped it."""
+
+    index: int
+    region: int | None
+    wire_type: str | None
+    kind: ResultKind
+    data: bytes | None = None
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class ProcessedEntry:
     """One entry of ``results`` after decoding and processing, or the error that stopped it."""
@@ -193,35 +206,80 @@ PROCESSORS: dict[ResultKind, Callable[[bytes], Processed]] = {
 }
 
 
-def process_entry(
-    entry: OcrResult, *, index: int, region: int | None, max_bytes: int
-) -> ProcessedEntry:
-    """Decode and process one entry; any failure is recorded on the entry, never raised."""
+def decode_response(
+    response: OcrResponse, *, region_count: int | None, max_bytes: int
+) -> list[DecodedEntry]:
+    """Decode every entry of a completed answer and tell which region each belongs to."""
+    regions, layout_warnings = assign_regions([e.type for e in response.results], region_count)
+    return [
+        decode_entry(
+            entry,
+            index=index,
+            region=region,
+            max_bytes=max_bytes,
+            warnings=tuple(layout_warnings.get(index, ())),
+        )
+        for index, (entry, region) in enumerate(zip(response.results, regions, strict=True))
+    ]
+
+
+def decode_entry(
+    entry: OcrResult,
+    *,
+    index: int,
+    region: int | None,
+    max_bytes: int,
+    warnings: tuple[str, ...] = (),
+) -> DecodedEntry:
+    """Decode one entry's base64; a failure is recorded on the entry, never raised."""
     kind = ResultKind.of(entry.type)
-    out = ProcessedEntry(index=index, region=region, wire_type=entry.type, kind=kind)
     try:
         data = decode_base64(entry.data, max_bytes=max_bytes)
-        processor = PROCESSORS.get(kind)
-        processed = processor(data) if processor else process_other(data, entry.type)
+    except DecodeError as exc:
+        return DecodedEntry(index, region, entry.type, kind, error=str(exc), warnings=warnings)
+    return DecodedEntry(index, region, entry.type, kind, data=data, warnings=warnings)
+
+
+def process_decoded(entry: DecodedEntry) -> ProcessedEntry:
+    """Process one decoded entry by its kind; a failure is recorded on the entry."""
+    out = ProcessedEntry(
+        index=entry.index,
+        region=entry.region,
+        wire_type=entry.wire_type,
+        kind=entry.kind,
+        warnings=list(entry.warnings),
+        error=entry.error,
+    )
+    if entry.data is None:
+        out.error = out.error or "result entry has no data"
+        return out
+    try:
+        processor = PROCESSORS.get(entry.kind)
+        processed = (
+            processor(entry.data) if processor else process_other(entry.data, entry.wire_type)
+        )
     except DecodeError as exc:
         out.error = str(exc)
         return out
     out.text, out.blocks, out.payload = processed.text, processed.blocks, processed.payload
-    out.page_count, out.warnings = processed.page_count, processed.warnings
+    out.page_count = processed.page_count
+    out.warnings += processed.warnings
     return out
+
+
+def process_entry(
+    entry: OcrResult, *, index: int, region: int | None, max_bytes: int
+) -> ProcessedEntry:
+    """Decode and process one entry; any failure is recorded on the entry, never raised."""
+    return process_decoded(decode_entry(entry, index=index, region=region, max_bytes=max_bytes))
 
 
 def process_response(
     response: OcrResponse, *, region_count: int | None, max_bytes: int
 ) -> list[ProcessedEntry]:
-    """Process every entry of a completed answer and tell which region each belongs to."""
-    regions, layout_warnings = assign_regions([e.type for e in response.results], region_count)
-    processed = []
-    for index, (entry, region) in enumerate(zip(response.results, regions, strict=True)):
-        item = process_entry(entry, index=index, region=region, max_bytes=max_bytes)
-        item.warnings[:0] = layout_warnings.get(index, [])
-        processed.append(item)
-    return processed
+    """Decode and process every entry of a completed answer."""
+    decoded = decode_response(response, region_count=region_count, max_bytes=max_bytes)
+    return [process_decoded(entry) for entry in decoded]
 
 
 def assign_regions(

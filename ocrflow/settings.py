@@ -5,8 +5,9 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ocrflow.polling import RETENTION_S, PollPolicy
+
 VENDOR_BASE_URL = "https://api.aspose.cloud"
-RETENTION_S = 24 * 3600.0  # the service keeps results for 24 h after submission
 
 
 class ClientSettings(BaseSettings):
@@ -30,6 +31,7 @@ class ClientSettings(BaseSettings):
     write_timeout_s: float = Field(60.0, gt=0)
     pool_timeout_s: float = Field(30.0, gt=0)
 
+    concurrency: int = Field(8, ge=1, le=256, description="HTTP calls in flight at once")
     max_attempts: int = Field(5, ge=1, le=20, description="tries per HTTP call, first included")
     backoff_base_s: float = Field(0.5, gt=0, description="first transient-retry delay cap")
     backoff_cap_s: float = Field(20.0, gt=0, description="largest transient-retry delay")
@@ -57,3 +59,37 @@ class ClientSettings(BaseSettings):
     def resolved_token_url(self) -> str:
         """The token endpoint: the explicit setting, else ``{base_url}/connect/token``."""
         return self.token_url or f"{self.base_url}/connect/token"
+
+
+class OcrflowSettings(ClientSettings):
+    """The whole product's settings: the client's, plus the ledger, results and polling.
+
+    Same ``OCRFLOW_`` prefix; built once where a flow or a command starts.
+    """
+
+    ledger_url: str = Field(
+        "sqlite+aiosqlite:///var/ocrflow.db",
+        description="SQLAlchemy async URL of the ledger; postgresql+asyncpg://… to scale out",
+    )
+    results_dir: str = Field("var/results", description="where PDFs and raw results are written")
+    window: int = Field(200, ge=1, le=5000, description="jobs handled at once by a fetch run")
+    max_resubmissions: int = Field(
+        2, ge=0, le=10, description="new jobs sent for one job that ended NotExist or Error"
+    )
+    poll_first_delay_s: float = Field(1.0, gt=0, description="first wait between two polls")
+    poll_growth: float = Field(1.6, ge=1, description="each wait is this much longer")
+    poll_max_delay_s: float = Field(30.0, gt=0, description="the longest wait between polls")
+    poll_jitter: float = Field(0.1, ge=0, lt=1, description="± share of each wait, at random")
+    poll_deadline_s: float = Field(
+        6 * 3600.0, gt=0, lt=RETENTION_S, description="give a job up as timed out after this"
+    )
+
+    def poll_policy(self) -> PollPolicy:
+        """The polling policy these settings describe."""
+        return PollPolicy(
+            first_delay_s=self.poll_first_delay_s,
+            growth=self.poll_growth,
+            max_delay_s=max(self.poll_max_delay_s, self.poll_first_delay_s),
+            jitter=self.poll_jitter,
+            deadline_s=self.poll_deadline_s,
+        )

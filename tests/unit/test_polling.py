@@ -153,3 +153,18 @@ async def test_loop_waits_out_an_escaped_rate_limit() -> None:
         fetch, job_id=JOB, policy=PollPolicy(), clock=clock, sleep=clock.sleep
     )
     assert clock.sleeps == [42.0]
+
+
+def test_prefect_schedule_stops_at_the_cap_and_keeps_the_retry_count() -> None:
+    policy = PollPolicy(first_delay_s=1.0, growth=2.0, max_delay_s=8.0, deadline_s=100.0)
+    retries, delays = policy.retry_schedule()
+    assert delays == [1.0, 2.0, 4.0, 8.0]  # Prefect repeats the last entry
+    assert retries == len(policy.retry_delays()) == 14
+    assert 1 + 2 + 4 + 8 * (retries - 3) <= 100.0
+
+
+def test_prefect_schedule_never_exceeds_fifty_entries() -> None:
+    slow_growth = PollPolicy(first_delay_s=0.1, growth=1.01, max_delay_s=30.0, deadline_s=20_000.0)
+    retries, delays = slow_growth.retry_schedule()
+    assert len(delays) == 50
+    assert retries > 50

@@ -1,0 +1,144 @@
+"""What a run reports: one line per job, the counts, the artifacts and the events."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from contextvars import ContextVar
+from enum import StrEnum
+
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.events import emit_event
+from pydantic import BaseModel, Field
+
+
+class Outcome(StrEnum):
+    """How a job ended in this run."""
+
+    STORED = "stored"  # results written now
+    ALREADY_DONE = "already_done"  # final in the ledger before this run: not fetched again
+    FAILED = "failed"  # Error or NotExist, and no (more) resubmission possible
+    TIMED_OUT = "timed_out"  # still unfinished at the polling deadline
+    ERROR = "error"  # this run could not settle it (auth, service down…): left for the next
+    INVALID = "invalid"  # not a job id
+
+    @property
+    def is_failure(self) -> bool:
+        """Failures make the run end Failed."""
+        return self not in (Outcome.STORED, Outcome.ALREADY_DONE)
+
+
+class JobReport(BaseModel):
+    """One job's line in the run's report."""
+
+    job_id: str
+    outcome: Outcome
+    final_job_id: str | None = None
+    known: bool = True
+    resubmissions: int = 0
+    entries: int = 0
+    failed_entries: int = 0
+    message: str = ""
+
+
+class FetchSummary(BaseModel):
+    """A fetch run's result: every job's line and the counts."""
+
+    reports: list[JobReport] = Field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Jobs per outcome."""
+        return dict(Counter(report.outcome.value for report in self.reports))
+
+    @property
+    def failures(self) -> list[JobReport]:
+        """The jobs that failed for good (or could not be settled) in this run."""
+        return [report for report in self.reports if report.outcome.is_failure]
+
+    def headline(self) -> str:
+        """One line: how many jobs, and how they ended."""
+        counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.counts.items()))
+        failed = len(self.failures)
+        lead = (
+            f"{failed} of {len(self.reports)} jobs failed"
+            if failed
+            else f"{len(self.reports)} jobs"
+        )
+        return f"{lead} ({counts or 'none'})"
+
+
+# The CLI listens here for a progress bar; flows call it once per settled job.
+PROGRESS_LISTENER: ContextVar[Callable[[JobReport], None] | None] = ContextVar(
+    "ocrflow_progress", default=None
+)
+
+
+class Progress:
+    """The run's progress artifact, updated in steps of about 2% (each update is an API call)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self.done = 0
+        self._artifact_id: object | None = None
+        self._last_reported = 0.0
+
+    async def start(self) -> None:
+        """Create the progress artifact at 0%."""
+        self._artifact_id = await acreate_progress_artifact(
+            progress=0.0, key="ocrflow-fetch-progress", description="jobs settled"
+        )
+
+    async def advance(self, report: JobReport) -> None:
+        """One more job settled."""
+        self.done += 1
+        listener = PROGRESS_LISTENER.get()
+        if listener is not None:
+            listener(report)
+        percent = 100.0 * self.done / self.total
+        if self._artifact_id is not None and (
+            percent - self._last_reported >= 2 or self.done == self.total
+        ):
+            self._last_reported = percent
+            await aupdate_progress_artifact(artifact_id=self._artifact_id, progress=percent)  # type: ignore[arg-type]
+
+
+def emit_job_event(report: JobReport) -> None:
+    """One event per job outcome, e.g. ``ocrflow.job.stored``, for automations and audit."""
+    emit_event(
+        event=f"ocrflow.job.{report.outcome.value}",
+        resource={
+            "prefect.resource.id": f"ocrflow.job.{report.job_id}",
+            "prefect.resource.name": report.job_id,
+        },
+        payload={
+            "final_job_id": report.final_job_id,
+            "resubmissions": report.resubmissions,
+            "entries": report.entries,
+            "failed_entries": report.failed_entries,
+            "message": report.message[:500],
+        },
+    )
+
+
+async def publish_fetch_artifacts(summary: FetchSummary) -> None:
+    """The table of every job's outcome and a markdown summary."""
+    await acreate_table_artifact(
+        key="ocrflow-fetch-outcomes",
+        table=[report.model_dump(mode="json") for report in summary.reports],
+        description="Every job of the run and how it ended",
+    )
+    lines = [f"# OCR fetch: {summary.headline()}", "", "| outcome | jobs |", "| --- | --- |"]
+    lines += [f"| {outcome} | {n} |" for outcome, n in sorted(summary.counts.items())]
+    if summary.failures:
+        lines += ["", "## Failed jobs", "", "| job | outcome | reason |", "| --- | --- | --- |"]
+        lines += [
+            f"| `{r.job_id}` | {r.outcome.value} | {r.message.replace('|', '/')[:300]} |"
+            for r in summary.failures[:200]
+        ]
+    await acreate_markdown_artifact(key="ocrflow-fetch-summary", markdown="\n".join(lines))

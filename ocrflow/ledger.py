@@ -1,0 +1,438 @@
+"""The ledger: every job, its original image, every result; SQLAlchemy 2 (async).
+
+SQLite by default (embedded, zero set-up), any SQLAlchemy async URL by setting
+(``postgresql+asyncpg://…``). It is what makes reruns possible (resubmission needs the
+original image, kept here by its SHA-256), what lets a crashed sweep resume (the next one picks
+up unfinished jobs), and what stops duplicates: results are written once per job, in the same
+transaction that marks the job stored, and a stored job is never fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ocrflow.ids import validate_job_id
+
+
+class JobState(StrEnum):
+    """Where a job stands in the ledger."""
+
+    SUBMITTED = "submitted"  # the service has it; not finished yet
+    STORED = "stored"  # completed, results written: never fetched again
+    RESUBMITTED = "resubmitted"  # ended NotExist or Error; ``replaced_by`` carries on
+    FAILED = "failed"  # ended NotExist or Error for good
+    TIMED_OUT = "timed_out"  # never finished before the polling deadline
+
+    @property
+    def is_final(self) -> bool:
+        """A final job is not fetched by a sweep."""
+        return self is not JobState.SUBMITTED
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ImageRow(_Base):
+    """An original image, stored once by its SHA-256, for resubmissions."""
+
+    __tablename__ = "ocrflow_images"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class JobRow(_Base):
+    """A job of the service, as far as we know it."""
+
+    __tablename__ = "ocrflow_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True, default=JobState.SUBMITTED.value)
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    image_sha256: Mapped[str | None] = mapped_column(ForeignKey("ocrflow_images.sha256"))
+    source: Mapped[str | None] = mapped_column(Text)
+    regions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    replaces: Mapped[str | None] = mapped_column(String(36), index=True)
+    replaced_by: Mapped[str | None] = mapped_column(String(36))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, onupdate=_now
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ResultRow(_Base):
+    """One processed entry of a job's results."""
+
+    __tablename__ = "ocrflow_results"
+    __table_args__ = (UniqueConstraint("job_id", "entry_index", name="uq_result_entry"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("ocrflow_jobs.job_id"), index=True)
+    entry_index: Mapped[int] = mapped_column(Integer)
+    region: Mapped[int | None] = mapped_column(Integer)
+    region_name: Mapped[str | None] = mapped_column(String(200))
+    wire_type: Mapped[str | None] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text)
+    structured: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    file_path: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as read from the ledger."""
+
+    job_id: str
+    state: JobState
+    last_status: str | None
+    image_sha256: str | None
+    source: str | None
+    regions: list[Any]
+    settings: dict[str, Any]
+    attempt: int
+    polls: int
+    replaces: str | None
+    replaced_by: str | None
+    last_error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def can_resubmit(self) -> bool:
+        """True when the original image is kept, so a new job can be sent."""
+        return self.image_sha256 is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """A stored result entry."""
+
+    job_id: str
+    entry_index: int
+    region: int | None
+    region_name: str | None
+    wire_type: str | None
+    kind: str
+    text: str | None
+    structured: dict[str, Any] | None
+    file_path: str | None
+    error: str | None
+    warnings: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewResult:
+    """A result entry to store."""
+
+    entry_index: int
+    region: int | None
+    region_name: str | None
+    wire_type: str | None
+    kind: str
+    text: str | None
+    structured: dict[str, Any] | None
+    file_path: str | None
+    error: str | None
+    warnings: list[str]
+
+
+def image_digest(data: bytes) -> str:
+    """The SHA-256 by which an image is kept."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Ledger:
+    """Async access to the ledger; open with :meth:`open`, close with :meth:`close`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time: queue our own writes instead of meeting "locked".
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @classmethod
+    async def open(cls, url: str) -> Ledger:
+        """Connect to the ledger at ``url`` and create its tables if they are missing."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        async with engine.begin() as connection:
+            await connection.run_sync(_Base.metadata.create_all)
+        return cls(engine)
+
+    async def close(self) -> None:
+        """Release the connections."""
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncSession]:
+        if self._write_lock is None:
+            async with self._sessions.begin() as session:
+                yield session
+            return
+        async with self._write_lock, self._sessions.begin() as session:
+            yield session
+
+    async def save_image(self, data: bytes) -> str:
+        """Keep an image (once per content); returns its SHA-256."""
+        digest = image_digest(data)
+        async with self._write() as session:
+            if await session.get(ImageRow, digest) is None:
+                session.add(ImageRow(sha256=digest, data=data, size_bytes=len(data)))
+        return digest
+
+    async def load_image(self, digest: str) -> bytes | None:
+        """The image kept under ``digest``, if any."""
+        async with self._sessions() as session:
+            row = await session.get(ImageRow, digest)
+            return None if row is None else row.data
+
+    async def record_job(
+        self,
+        job_id: str,
+        *,
+        image_sha256: str | None,
+        source: str | None,
+        regions: Sequence[dict[str, Any]],
+        settings: dict[str, Any],
+        replaces: str | None = None,
+        attempt: int = 1,
+    ) -> None:
+        """Add a newly submitted job (nothing happens if it is already there)."""
+        job_id = validate_job_id(job_id)
+        async with self._write() as session:
+            if await session.get(JobRow, job_id) is not None:
+                return
+            session.add(
+                JobRow(
+                    job_id=job_id,
+                    image_sha256=image_sha256,
+                    source=source,
+                    regions=list(regions),
+                    settings=settings,
+                    replaces=replaces,
+                    attempt=attempt,
+                )
+            )
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job, or None when the ledger does not know it."""
+        async with self._sessions() as session:
+            row = await session.get(JobRow, validate_job_id(job_id))
+            return None if row is None else _job_record(row)
+
+    async def jobs(self, job_ids: Iterable[str] | None = None) -> list[JobRecord]:
+        """Jobs by id (all when None), oldest first."""
+        query = select(JobRow).order_by(JobRow.created_at, JobRow.job_id)
+        if job_ids is not None:
+            query = query.where(JobRow.job_id.in_([validate_job_id(j) for j in job_ids]))
+        async with self._sessions() as session:
+            return [_job_record(row) for row in (await session.scalars(query)).all()]
+
+    async def unfinished_job_ids(self, limit: int | None = None) -> list[str]:
+        """Ids of the jobs a sweep should fetch, oldest first."""
+        query = (
+            select(JobRow.job_id)
+            .where(JobRow.state == JobState.SUBMITTED.value)
+            .order_by(JobRow.created_at, JobRow.job_id)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            return list((await session.scalars(query)).all())
+
+    async def finish(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        last_status: str | None = None,
+        error: str | None = None,
+        polls: int = 0,
+        replaced_by: str | None = None,
+    ) -> bool:
+        """Move an unfinished job to a final state; False when it was already final."""
+        if not state.is_final:
+            raise ValueError(f"finish() takes a final state, not {state}")
+        values: dict[str, Any] = {
+            "state": state.value,
+            "last_error": error,
+            "polls": JobRow.polls + polls,
+            "finished_at": _now(),
+            "updated_at": _now(),
+        }
+        if last_status is not None:
+            values["last_status"] = last_status
+        if replaced_by is not None:
+            values["replaced_by"] = validate_job_id(replaced_by)
+        async with self._write() as session:
+            changed = await session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == validate_job_id(job_id))
+                .where(JobRow.state == JobState.SUBMITTED.value)
+                .values(**values)
+            )
+            return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+    async def note_poll(
+        self, job_id: str, *, last_status: str, polls: int, error: str | None
+    ) -> None:
+        """Remember what the latest polls of an unfinished job saw."""
+        async with self._write() as session:
+            await session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == validate_job_id(job_id))
+                .where(JobRow.state == JobState.SUBMITTED.value)
+                .values(
+                    last_status=last_status,
+                    polls=JobRow.polls + polls,
+                    last_error=error,
+                    updated_at=_now(),
+                )
+            )
+
+    async def store_results(
+        self, job_id: str, results: Sequence[NewResult], *, polls: int = 0
+    ) -> bool:
+        """Write a completed job's results and mark it stored, in one transaction.
+
+        Returns False, writing nothing, when the job was already stored: a job is written once.
+        A job the ledger does not know yet (an id given by hand) is added first.
+        """
+        job_id = validate_job_id(job_id)
+        async with self._write() as session:
+            row = await session.get(JobRow, job_id, with_for_update=True)
+            if row is None:
+                row = JobRow(job_id=job_id, regions=[], settings={})
+                session.add(row)
+                await session.flush()
+            if row.state == JobState.STORED.value:
+                return False
+            row.state = JobState.STORED.value
+            row.last_status = "Completed"
+            row.polls = (row.polls or 0) + polls
+            row.last_error = None
+            row.finished_at = _now()
+            session.add_all(
+                ResultRow(
+                    job_id=job_id,
+                    entry_index=r.entry_index,
+                    region=r.region,
+                    region_name=r.region_name,
+                    wire_type=r.wire_type,
+                    kind=r.kind,
+                    text=r.text,
+                    structured=r.structured,
+                    file_path=r.file_path,
+                    error=r.error,
+                    warnings=list(r.warnings),
+                )
+                for r in results
+            )
+            return True
+
+    async def results(self, job_ids: Iterable[str] | None = None) -> list[ResultRecord]:
+        """Stored results, by job and entry; all of them when ``job_ids`` is None."""
+        query = select(ResultRow).order_by(ResultRow.job_id, ResultRow.entry_index)
+        if job_ids is not None:
+            query = query.where(ResultRow.job_id.in_([validate_job_id(j) for j in job_ids]))
+        async with self._sessions() as session:
+            return [_result_record(row) for row in (await session.scalars(query)).all()]
+
+    async def count_results(self, job_id: str) -> int:
+        """How many result rows a job has."""
+        query = select(func.count()).select_from(ResultRow).where(ResultRow.job_id == job_id)
+        async with self._sessions() as session:
+            return int((await session.execute(query)).scalar_one())
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; the busy timeout rides out short locks.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _job_record(row: JobRow) -> JobRecord:
+    return JobRecord(
+        job_id=row.job_id,
+        state=JobState(row.state),
+        last_status=row.last_status,
+        image_sha256=row.image_sha256,
+        source=row.source,
+        regions=list(row.regions or []),
+        settings=dict(row.settings or {}),
+        attempt=row.attempt,
+        polls=row.polls,
+        replaces=row.replaces,
+        replaced_by=row.replaced_by,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _result_record(row: ResultRow) -> ResultRecord:
+    return ResultRecord(
+        job_id=row.job_id,
+        entry_index=row.entry_index,
+        region=row.region,
+        region_name=row.region_name,
+        wire_type=row.wire_type,
+        kind=row.kind,
+        text=row.text,
+        structured=row.structured,
+        file_path=row.file_path,
+        error=row.error,
+        warnings=list(row.warnings or []),
+    )

@@ -1,0 +1,60 @@
+"""The per-flow-run runtime the tasks share: settings, one HTTP client, the ledger, counters.
+
+A flow opens it once (``async with open_runtime(settings)``); tasks awaited inside find it with
+:func:`current_runtime`. Tasks never receive a live client or a secret as an argument, so
+nothing secret reaches Prefect's parameters, and every poll of a run shares one connection
+pool and one cached token.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ocrflow.client import OcrClient
+from ocrflow.ledger import Ledger
+from ocrflow.settings import OcrflowSettings
+
+
+@dataclass
+class Runtime:
+    """What the tasks of one flow run share."""
+
+    settings: OcrflowSettings
+    client: OcrClient
+    ledger: Ledger
+    results_dir: Path
+    polls: Counter[str] = field(default_factory=Counter)
+
+
+_CURRENT: ContextVar[Runtime | None] = ContextVar("ocrflow_runtime", default=None)
+
+
+@asynccontextmanager
+async def open_runtime(settings: OcrflowSettings) -> AsyncIterator[Runtime]:
+    """Open the client and the ledger for a flow run, and close them after it."""
+    ledger = await Ledger.open(settings.ledger_url)
+    try:
+        async with OcrClient(settings) as client:
+            runtime = Runtime(settings, client, ledger, Path(settings.results_dir))
+            token = _CURRENT.set(runtime)
+            try:
+                yield runtime
+            finally:
+                _CURRENT.reset(token)
+    finally:
+        await ledger.close()
+
+
+def current_runtime() -> Runtime:
+    """The runtime of the flow run that awaits this task."""
+    runtime = _CURRENT.get()
+    if runtime is None:
+        raise RuntimeError(
+            "no ocrflow runtime: await this task inside `async with open_runtime(settings)`"
+        )
+    return runtime

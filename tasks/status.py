@@ -1,0 +1,74 @@
+"""The status check: one GET of a job, retried by Prefect until the job is done."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.logging import get_run_logger
+
+from ocrflow.errors import JobNotReadyError, OcrflowError, RateLimitedError, is_transient
+from ocrflow.models import OcrResponse
+from ocrflow.outcome import require_completed
+from ocrflow.polling import PollPolicy
+from tasks.runtime import current_runtime
+
+DEFAULT_RETRIES, DEFAULT_DELAYS = PollPolicy().retry_schedule()
+MAX_INLINE_RETRY_AFTER_S = 300.0
+
+
+async def retry_when_worth_it(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a job that is not ready yet, or a transient fault; stop on anything else."""
+    try:
+        await state.aresult()  # re-raises the task's exception
+    except JobNotReadyError:
+        return True
+    except OcrflowError as exc:
+        return is_transient(exc)
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="check-status",
+    task_run_name="check-status-{job_id}",
+    retries=DEFAULT_RETRIES,
+    retry_delay_seconds=DEFAULT_DELAYS,
+    retry_jitter_factor=0.1,
+    retry_condition_fn=retry_when_worth_it,
+    cache_policy=NO_CACHE,  # a Pending answer must never come from a cache
+    persist_result=False,
+)
+async def check_status(job_id: str) -> OcrResponse:
+    """GET RecognizeRegions?id=: the Completed answer; raise while it is Pending/Processing.
+
+    Error and NotExist raise JobFailedError/JobNotFoundError, which are not retried: the flow
+    decides whether to resubmit. One task run per job, however many polls it takes.
+    """
+    runtime = current_runtime()
+    runtime.polls[job_id] += 1
+    try:
+        response = await runtime.client.get_result(job_id)
+    except RateLimitedError as exc:
+        # Prefect's retry delays are fixed; a longer server hint is honoured here first.
+        await asyncio.sleep(min(exc.retry_after_s or 0.0, MAX_INLINE_RETRY_AFTER_S))
+        raise
+    try:
+        return require_completed(response, job_id)
+    except JobNotReadyError as exc:
+        get_run_logger().debug("job %s is %s", job_id, exc.status)
+        raise
+
+
+def configured_check_status(policy: PollPolicy) -> Any:
+    """The status check with the retry schedule of ``policy`` (its deadline bounds the polls)."""
+    retries, delays = policy.retry_schedule()
+    return check_status.with_options(
+        retries=retries,
+        retry_delay_seconds=delays,
+        retry_jitter_factor=policy.jitter,
+    )

@@ -1,0 +1,96 @@
+"""Storing: results into the ledger (once per job), payloads to files, final job states."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from ocrflow.ledger import JobState, NewResult
+from ocrflow.processing import ProcessedEntry, ResultKind
+from ocrflow.storage import write_payload
+from tasks.runtime import current_runtime
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What storing a job did."""
+
+    written: bool  # False when the job had been stored before: nothing was written again
+    entries: int
+    failed_entries: int
+
+
+@task(
+    name="store-results",
+    task_run_name="store-{job_id}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+async def store_results(
+    job_id: str, entries: list[ProcessedEntry], region_names: list[str | None]
+) -> Stored:
+    """Write payload files, then every entry and the job's stored state in one transaction."""
+    runtime = current_runtime()
+    rows = []
+    for entry in entries:
+        path = None
+        if entry.payload is not None and entry.kind in (ResultKind.PDF, ResultKind.OTHER):
+            file = await asyncio.to_thread(
+                write_payload,
+                runtime.results_dir,
+                job_id,
+                entry.index,
+                entry.kind.value,
+                entry.payload,
+            )
+            path = str(file)
+        name = (
+            region_names[entry.region]
+            if entry.region is not None and entry.region < len(region_names)
+            else None
+        )
+        rows.append(
+            NewResult(
+                entry_index=entry.index,
+                region=entry.region,
+                region_name=name,
+                wire_type=entry.wire_type,
+                kind=entry.kind.value,
+                text=entry.text,
+                structured=entry.structured(),
+                file_path=path,
+                error=entry.error,
+                warnings=entry.warnings,
+            )
+        )
+    written = await runtime.ledger.store_results(job_id, rows, polls=runtime.polls.pop(job_id, 0))
+    return Stored(written, len(rows), sum(1 for r in rows if r.error))
+
+
+@task(
+    name="record-outcome",
+    task_run_name="record-{job_id}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+async def record_outcome(
+    job_id: str,
+    state: JobState,
+    *,
+    error: str | None,
+    last_status: str | None = None,
+    replaced_by: str | None = None,
+) -> bool:
+    """Move a job to a final state in the ledger; False when it was final already."""
+    runtime = current_runtime()
+    return await runtime.ledger.finish(
+        job_id,
+        state,
+        last_status=last_status,
+        error=error,
+        polls=runtime.polls.pop(job_id, 0),
+        replaced_by=replaced_by,
+    )

@@ -1,0 +1,80 @@
+"""Submitting: one image with its regions and settings, and resubmitting a job's original."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from ocrflow.jobspec import JobSpec
+from ocrflow.ledger import JobState
+from ocrflow.models import RecognizeRegionsSettings, Region, to_wire
+from tasks.runtime import current_runtime
+
+
+@task(name="submit-job", cache_policy=NO_CACHE, persist_result=False)
+async def submit_job(spec: JobSpec) -> str:
+    """Keep the image in the ledger, send it with its regions, record the new job."""
+    runtime = current_runtime()
+    image = await asyncio.to_thread(_read_image, spec, runtime.settings.max_image_bytes)
+    digest = await runtime.ledger.save_image(image)
+    job_id = await runtime.client.submit_regions(image, spec.wire_regions(), spec.settings)
+    await runtime.ledger.record_job(
+        job_id,
+        image_sha256=digest,
+        source=str(spec.image),
+        regions=[region.stored() for region in spec.regions],
+        settings=to_wire(spec.settings.model_copy(update={"regions": None})),
+    )
+    get_run_logger().info("submitted %s as job %s", spec.image.name, job_id)
+    return job_id
+
+
+@task(
+    name="resubmit-job",
+    task_run_name="resubmit-{job_id}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+async def resubmit_job(job_id: str, reason: str) -> str:
+    """Send a job's original image again; the new job is linked to the old one."""
+    runtime = current_runtime()
+    record = await runtime.ledger.get_job(job_id)
+    if record is None or record.image_sha256 is None:
+        raise LookupError(f"job {job_id} has no original image in the ledger")
+    image = await runtime.ledger.load_image(record.image_sha256)
+    if image is None:
+        raise LookupError(f"the original image of job {job_id} is missing from the ledger")
+    regions = [Region.model_validate(region) for region in record.regions]
+    settings = RecognizeRegionsSettings.model_validate(record.settings)
+    new_id = await runtime.client.submit_regions(image, regions, settings)
+    await runtime.ledger.record_job(
+        new_id,
+        image_sha256=record.image_sha256,
+        source=record.source,
+        regions=record.regions,
+        settings=record.settings,
+        replaces=job_id,
+        attempt=record.attempt + 1,
+    )
+    await runtime.ledger.finish(
+        job_id,
+        JobState.RESUBMITTED,
+        error=reason,
+        polls=runtime.polls.pop(job_id, 0),
+        replaced_by=new_id,
+    )
+    get_run_logger().info("job %s resubmitted as %s (%s)", job_id, new_id, reason)
+    return new_id
+
+
+def _read_image(spec: JobSpec, max_bytes: int) -> bytes:
+    try:
+        size = spec.image.stat().st_size
+        if size > max_bytes:
+            raise ValueError(f"image {spec.image} has {size} bytes, over the {max_bytes} limit")
+        return spec.image.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read image {spec.image}: {exc.strerror or exc}") from exc

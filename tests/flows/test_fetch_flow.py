@@ -1,0 +1,214 @@
+"""The workflow end to end under a Prefect test harness, against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
+from pypdf import PdfReader
+
+from flows.fetch_results import fetch_results
+from flows.pipeline import ocr_pipeline, summary_of
+from flows.reports import FetchSummary, Outcome
+from flows.submit_regions import SubmitSummary, submit_regions
+from ocrflow.client import OcrClient
+from ocrflow.jobspec import JobSpec, load_regions_file
+from ocrflow.ledger import JobState, Ledger
+from ocrflow.models import ResultType
+from ocrflow.settings import OcrflowSettings
+from tests.flows.conftest import SAMPLES, RunningEmulator
+
+
+def sample(name: str = "id-card", result_type: ResultType = ResultType.TEXT) -> JobSpec:
+    spec = load_regions_file(SAMPLES / f"{name}.regions.json")
+    return spec.model_copy(
+        update={"settings": spec.settings.model_copy(update={"result_type": result_type})}
+    )
+
+
+async def ledger() -> Ledger:
+    return await Ledger.open(OcrflowSettings().ledger_url)
+
+
+async def submit(*specs: JobSpec) -> list[str]:
+    state = await submit_regions(list(specs), return_state=True)
+    summary = await summary_of(state, SubmitSummary)
+    assert state.is_completed(), state.message
+    return summary.job_ids
+
+
+async def fetch(job_ids: list[str] | None = None, **options: Any) -> tuple[Any, FetchSummary]:
+    state = await fetch_results(job_ids=job_ids, return_state=True, **options)
+    return state, await summary_of(state, FetchSummary)
+
+
+@pytest.mark.parametrize(
+    "result_type",
+    [
+        ResultType.TEXT,
+        ResultType.JSON,
+        ResultType.HOCR,
+        ResultType.PDF,
+        ResultType.TEXT_AND_PDF_AND_HOCR,
+    ],
+)
+async def test_each_result_type_end_to_end(ocrflow_env: Path, result_type: ResultType) -> None:
+    spec = sample(result_type=result_type)
+    state = await ocr_pipeline([spec], return_state=True)
+    assert state.is_completed(), state.message
+    store = await ledger()
+    try:
+        results = await store.results()
+        (job,) = await store.jobs()
+    finally:
+        await store.close()
+    assert job.state is JobState.STORED
+    expected = [region.expected for region in spec.regions]
+    formats = result_type.formats
+    assert len(results) == len(expected) * len(formats)
+    for kind in {f.lower() for f in formats}:
+        rows = [r for r in results if r.kind == kind]
+        assert [r.region_name for r in rows] == [r.name for r in spec.regions]
+        assert [r.text for r in rows] == expected, kind
+        assert all(r.error is None for r in rows)
+        if kind in ("json", "hocr"):
+            assert all(r.structured and r.structured["lines"] for r in rows)
+        if kind == "pdf":
+            assert all(r.file_path and Path(r.file_path).is_file() for r in rows)
+            assert len(PdfReader(rows[0].file_path).pages) == 1
+
+
+async def test_a_pending_job_completes_through_the_task_retries(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    emulator.set_processing_s(1.0)
+    (job_id,) = await submit(sample())
+    state, summary = await fetch([job_id])
+    assert state.is_completed(), state.message
+    assert summary.reports[0].outcome is Outcome.STORED
+    store = await ledger()
+    try:
+        job = await store.get_job(job_id)
+    finally:
+        await store.close()
+    assert job is not None
+    assert job.polls >= 3  # Pending, Processing…, then Completed: all in one task run
+
+
+async def test_not_exist_is_resubmitted_and_completes(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    emulator.set_faults(rate_not_exist=1.0)
+    (job_id,) = await submit(sample())
+    emulator.set_faults()
+    state, summary = await fetch([job_id])
+    assert state.is_completed(), state.message
+    (report,) = summary.reports
+    assert (report.outcome, report.resubmissions) == (Outcome.STORED, 1)
+    assert report.final_job_id != job_id
+    store = await ledger()
+    try:
+        old, new = await store.get_job(job_id), await store.get_job(str(report.final_job_id))
+    finally:
+        await store.close()
+    assert old is not None
+    assert new is not None
+    assert (old.state, old.replaced_by) == (JobState.RESUBMITTED, new.job_id)
+    assert (new.state, new.replaces, new.attempt) == (JobState.STORED, job_id, 2)
+
+
+async def test_error_with_resubmission_exhausted_fails_the_run(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    (good,) = await submit(sample("application-form"))
+    emulator.set_faults(rate_job_error=1.0)
+    (bad,) = await submit(sample())
+    state, summary = await fetch([good, bad], max_resubmissions=1)
+    assert state.is_failed()
+    assert state.message == "1 of 2 jobs failed (1 failed, 1 stored)"
+    failed = next(r for r in summary.reports if r.job_id == bad)
+    assert failed.outcome is Outcome.FAILED
+    assert failed.resubmissions == 1
+    assert "limit is 1" in failed.message
+    async with get_client() as client:
+        flow_run = await client.read_flow_run(state.state_details.flow_run_id)
+        artifacts = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ocrflow-fetch-outcomes"])),
+            flow_run_filter=FlowRunFilter(id={"any_": [flow_run.id]}),
+        )
+    (table,) = artifacts
+    assert bad in str(table.data)
+    assert "failed" in str(table.data)
+
+
+async def test_ids_unknown_to_the_ledger_are_fetched_but_not_resubmitted(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    spec = sample()
+    async with OcrClient(OcrflowSettings()) as client:
+        outside = await client.submit_regions(spec.image, spec.wire_regions())
+    vanished = "00000000-0000-4000-8000-00000000abcd"
+    state, summary = await fetch([outside, vanished])
+    assert state.is_failed()
+    stored, failed = summary.reports
+    assert (stored.outcome, stored.known) == (Outcome.STORED, False)
+    assert (failed.outcome, failed.known) == (Outcome.FAILED, False)
+    assert "cannot be resubmitted" in failed.message
+
+
+async def test_invalid_ids_are_reported_not_fetched(ocrflow_env: Path) -> None:
+    state, summary = await fetch(["../../etc/passwd"])
+    assert state.is_failed()
+    assert summary.reports[0].outcome is Outcome.INVALID
+
+
+async def test_a_second_sweep_fetches_nothing_and_writes_no_duplicate(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    job_ids = await submit(sample(), sample("application-form"))
+    state, first = await fetch()  # all unfinished jobs in the ledger
+    assert state.is_completed(), state.message
+    assert {r.job_id for r in first.reports} == set(job_ids)
+    gets_before = emulator.state.counts["get_RecognizeRegions"]
+    again, second = await fetch()
+    assert again.is_completed()
+    assert second.reports == []
+    by_id, named = await fetch(job_ids)
+    assert by_id.is_completed()
+    assert {r.outcome for r in named.reports} == {Outcome.ALREADY_DONE}
+    assert emulator.state.counts["get_RecognizeRegions"] == gets_before
+    store = await ledger()
+    try:
+        assert len(await store.results()) == 5 + 6
+    finally:
+        await store.close()
+
+
+async def test_a_bad_result_entry_fails_only_its_region(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    (job_id,) = await submit(sample())
+    emulator.set_faults(rate_corrupt_base64=1.0)
+    state, summary = await fetch([job_id])
+    assert state.is_completed(), state.message
+    assert (summary.reports[0].entries, summary.reports[0].failed_entries) == (5, 1)
+    store = await ledger()
+    try:
+        results = await store.results([job_id])
+    finally:
+        await store.close()
+    assert results[0].error is not None
+    assert "base64" in results[0].error
+    assert [r.text for r in results[1:]] == [r.expected for r in sample().regions[1:]]
+
+
+async def test_a_missing_image_fails_its_submission_only(ocrflow_env: Path) -> None:
+    missing = sample().model_copy(update={"image": ocrflow_env / "nowhere.png"})
+    state = await submit_regions([sample(), missing], return_state=True)
+    summary = await summary_of(state, SubmitSummary)
+    assert state.is_failed()
+    assert len(summary.job_ids) == 1
+    assert "cannot read image" in str(summary.submissions[1].error)
