@@ -7,8 +7,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
+# Prefect keeps its local database (the demo's runs, the UI's data) inside the project.
+export PREFECT_HOME ?= $(CURDIR)/var/prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format check lock clean emulator samples bench-ocr
+.PHONY: help install demo ui test lint format check lock clean emulator samples bench-ocr
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,6 +24,12 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
+
+demo: $(STAMP)  ## the main job offline: emulator + Prefect + SQLite on the samples
+	$(BIN)/ocrflow demo
+
+ui: $(STAMP)  ## the Prefect UI (and API) on http://127.0.0.1:4200, showing the demo's runs
+	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -52,5 +62,5 @@ lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproj
 	  $(VENV).lock/bin/python -m pip freeze --exclude ocrflow; } > constraints.txt
 	rm -rf $(VENV).lock build
 
-clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info
+clean:  ## remove the virtual environment, caches and var/ (ledger, results, Prefect's data)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info var

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from emulator.app import create_app
+from emulator.server import serve_in_thread
 from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from ocrflow.client import OcrClient
 from ocrflow.errors import JobFailedError, JobNotFoundError
@@ -28,7 +29,6 @@ from ocrflow.polling import PollPolicy
 from ocrflow.processing import ResultKind, process_response
 from ocrflow.settings import ClientSettings
 from tests.emulator.conftest import SAMPLES, ManualClock, expected_texts, make_settings
-from tests.support.servers import serve_in_thread
 
 MAX_BYTES = 16 * 1024 * 1024
 FAST_POLLS = PollPolicy(first_delay_s=0.05, max_delay_s=0.2, deadline_s=60)

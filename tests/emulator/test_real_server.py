@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from emulator.app import create_app
+from emulator.server import serve_in_thread
 from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from tests.emulator.conftest import SAMPLES, expected_texts, make_settings
-from tests.support.servers import serve_in_thread
 
 JOB = "b7162f77-bf10-407d-86de-ee255e422ca7"
 

@@ -14,6 +14,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from prefect.testing.utilities import prefect_test_harness
 
 from emulator.app import EmulatorState, create_app
+from emulator.server import serve_in_thread
 from emulator.settings import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -21,7 +22,6 @@ from emulator.settings import (
     Faults,
     ProcessingTime,
 )
-from tests.support.servers import serve_in_thread
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

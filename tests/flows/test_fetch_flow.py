@@ -78,7 +78,7 @@ async def test_each_result_type_end_to_end(ocrflow_env: Path, result_type: Resul
             assert all(r.structured and r.structured["lines"] for r in rows)
         if kind == "pdf":
             assert all(r.file_path and Path(r.file_path).is_file() for r in rows)
-            assert len(PdfReader(rows[0].file_path).pages) == 1
+            assert len(PdfReader(str(rows[0].file_path)).pages) == 1
 
 
 async def test_a_pending_job_completes_through_the_task_retries(

@@ -1,4 +1,4 @@
-"""Real servers for tests: an ASGI app under uvicorn in a thread, on 127.0.0.1 and a free port."""
+"""Serving an ASGI app (the emulator) under uvicorn in a background thread, on a free port."""
 
 from __future__ import annotations
 
@@ -21,20 +21,26 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, startup_timeout_s: float = 20.0) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1; yields its base URL; stops it on exit."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
+def serve_in_thread(
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    startup_timeout_s: float = 20.0,
+) -> Iterator[str]:
+    """Run ``app`` under uvicorn (127.0.0.1, a free port by default); yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host=host, port=port, log_level="critical", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout_s
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"uvicorn did not start on 127.0.0.1:{port}")
+            raise RuntimeError(f"uvicorn did not start on {host}:{port}")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -1,0 +1,23 @@
+"""User errors of the command line: one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import httpx
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as ``error: …`` with exit code 2."""
+
+
+def check_reachable(base_url: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before starting Prefect, when nothing answers at ``base_url``."""
+    try:
+        httpx.get(base_url, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        hint = (
+            " is the emulator running? Start it with `ocrflow emulator` or `make emulator`"
+            if "127.0.0.1" in base_url or "localhost" in base_url
+            else " check OCRFLOW_BASE_URL and the network"
+        )
+        reason = type(exc).__name__
+        raise UserError(f"cannot reach the OCR service at {base_url} ({reason});{hint}") from exc

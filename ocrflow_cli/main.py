@@ -1,0 +1,287 @@
+"""``ocrflow``: run the emulator, submit images, fetch and export results, or the whole demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ocrflow.errors import InvalidJobIdError
+from ocrflow.ids import validate_job_id
+from ocrflow.jobspec import JobSpec, load_regions_file, parse_region_arg
+from ocrflow.models import Language, RecognizeRegionsSettings, ResultType
+from ocrflow.settings import OcrflowSettings
+from ocrflow_cli.errors import UserError, check_reachable
+
+app = typer.Typer(
+    name="ocrflow",
+    help="Get Aspose.OCR Cloud RecognizeRegions results reliably, as Prefect workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+class ExportFormat(StrEnum):
+    """How ``results`` prints."""
+
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def main() -> None:
+    """Entry point: run the app; a user error is one line on stderr and exit code 2."""
+    try:
+        app()
+    except UserError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except Exception as exc:
+        if os.environ.get("OCRFLOW_DEBUG"):
+            raise
+        errors.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {exc} "
+            "(OCRFLOW_DEBUG=1 shows the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+
+
+def _settings() -> OcrflowSettings:
+    try:
+        return OcrflowSettings()
+    except ValueError as exc:
+        raise UserError(f"bad OCRFLOW_* setting: {str(exc).splitlines()[-1].strip()}") from exc
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    """Prefect logs every run at INFO to the console; the CLI shows its own summary instead."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Without PREFECT_API_URL, Prefect starts a local temporary server; its first start
+    # migrates a new database, which takes longer than the default 20 s on a small machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", "WARNING")
+
+
+@app.command()
+def emulator(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    simulate: Annotated[bool, typer.Option(help="no OCR: generated known text")] = False,
+    processing_s: Annotated[float | None, typer.Option(help="processing time per job")] = None,
+) -> None:
+    """Serve the local Aspose.OCR Cloud emulator (real OCR, offline)."""
+    from emulator.__main__ import main as serve  # noqa: PLC0415 - only this command needs it
+
+    arguments = ["--host", host, "--port", str(port)]
+    if simulate:
+        arguments.append("--simulate")
+    if processing_s is not None:
+        arguments += ["--processing-s", str(processing_s)]
+    serve(arguments)
+
+
+@app.command()
+def submit(
+    image: Annotated[Path | None, typer.Argument(help="the image (or give --regions)")] = None,
+    region: Annotated[
+        list[str] | None, typer.Option("--region", "-r", help="x,y,width,height; repeatable")
+    ] = None,
+    regions: Annotated[Path | None, typer.Option(help="a regions file (JSON)")] = None,
+    result_type: Annotated[str, typer.Option(help="Text, JSON, Hocr, Pdf, TextAndPdf…")] = "Text",
+    language: Annotated[str, typer.Option(help="recognition language")] = "English",
+    verbose: Annotated[bool, typer.Option(help="show Prefect's logs")] = False,
+) -> None:
+    """Submit an image with its regions; prints the new job's id."""
+    spec = _job_spec(image, region or [], regions, result_type, language)
+    settings = _settings()
+    check_reachable(settings.base_url)
+    _quiet_prefect(verbose)
+    from flows.pipeline import summary_of  # noqa: PLC0415 - Prefect loads only when needed
+    from flows.submit_regions import SubmitSummary, submit_regions  # noqa: PLC0415
+
+    async def run() -> SubmitSummary:
+        state = await submit_regions([spec], return_state=True)
+        return await summary_of(state, SubmitSummary)
+
+    with console.status("submitting…"):
+        summary = asyncio.run(run())
+    for item in summary.submissions:
+        if item.error:
+            raise UserError(f"{item.image}: {item.error}")
+        console.print(item.job_id)
+
+
+@app.command()
+def fetch(
+    job_ids: Annotated[
+        list[str] | None, typer.Argument(help="job ids; none = every unfinished job")
+    ] = None,
+    window: Annotated[int | None, typer.Option(help="jobs handled at once")] = None,
+    max_resubmissions: Annotated[int | None, typer.Option(help="per failed job")] = None,
+    verbose: Annotated[bool, typer.Option(help="show Prefect's logs")] = False,
+) -> None:
+    """Fetch, decode, process and store the results of jobs (resubmitting failed ones)."""
+    for job_id in job_ids or []:
+        try:
+            validate_job_id(job_id)
+        except InvalidJobIdError as exc:
+            raise UserError(str(exc)) from exc
+    settings = _settings()
+    check_reachable(settings.base_url)
+    _quiet_prefect(verbose)
+    from flows.fetch_results import fetch_results  # noqa: PLC0415
+    from flows.pipeline import summary_of  # noqa: PLC0415
+    from flows.reports import PROGRESS_LISTENER, FetchSummary  # noqa: PLC0415
+    from ocrflow_cli.output import fetch_table  # noqa: PLC0415
+
+    async def run() -> tuple[Any, FetchSummary]:
+        state = await fetch_results(
+            job_ids=job_ids or None,
+            window=window,
+            max_resubmissions=max_resubmissions,
+            return_state=True,
+        )
+        return state, await summary_of(state, FetchSummary)
+
+    with _progress() as progress:
+        bar = progress.add_task("settling jobs", total=len(job_ids) if job_ids else None)
+        token = PROGRESS_LISTENER.set(lambda report: progress.advance(bar))
+        try:
+            state, summary = asyncio.run(run())
+        finally:
+            PROGRESS_LISTENER.reset(token)
+    console.print(fetch_table(summary))
+    if state.is_failed():
+        raise typer.Exit(1)
+
+
+@app.command()
+def results(
+    job_id: Annotated[str | None, typer.Argument(help="one job; all when omitted")] = None,
+    output_format: Annotated[
+        ExportFormat, typer.Option("--format", help="output")
+    ] = ExportFormat.TABLE,
+    output: Annotated[Path | None, typer.Option(help="write to this file")] = None,
+) -> None:
+    """Show stored results as a table, or export them as JSON or CSV."""
+    from ocrflow_cli.output import results_csv, results_json, results_table  # noqa: PLC0415
+
+    settings = _settings()
+    job_ids = None
+    if job_id is not None:
+        try:
+            job_ids = [validate_job_id(job_id)]
+        except InvalidJobIdError as exc:
+            raise UserError(str(exc)) from exc
+    found, known = asyncio.run(_read_results(settings, job_ids))
+    if job_ids and not known:
+        raise UserError(f"job {job_ids[0]} is not in the ledger ({settings.ledger_url})")
+    if output_format is ExportFormat.TABLE:
+        if output is not None:
+            raise UserError("a table is for the screen: use --format json or csv with --output")
+        console.print(results_table(found))
+        return
+    text = results_json(found) if output_format is ExportFormat.JSON else results_csv(found)
+    if output is None:
+        sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from exc
+    console.print(f"{len(found)} result entries written to {output}")
+
+
+@app.command()
+def demo(
+    samples: Annotated[Path, typer.Option(help="folder of *.regions.json")] = SAMPLES,
+    processing_s: Annotated[float, typer.Option(help="the emulator's time per job")] = 1.0,
+    verbose: Annotated[bool, typer.Option(help="show Prefect's logs")] = False,
+) -> None:
+    """The whole product offline: emulator + Prefect + SQLite on the shipped samples."""
+    from ocrflow_cli.demo import run_demo  # noqa: PLC0415
+
+    _quiet_prefect(verbose)
+    if not run_demo(samples, processing_s=processing_s, console=console):
+        raise typer.Exit(1)
+
+
+def _job_spec(
+    image: Path | None,
+    region_args: list[str],
+    regions_file: Path | None,
+    result_type: str,
+    language: str,
+) -> JobSpec:
+    try:
+        settings = RecognizeRegionsSettings(
+            result_type=ResultType(result_type), language=Language(language)
+        )
+    except ValueError as exc:
+        raise UserError(f"unknown result type or language: {result_type!r}, {language!r}") from exc
+    try:
+        if regions_file is not None:
+            spec = load_regions_file(regions_file)
+            chosen = {"result_type": settings.result_type, "language": settings.language}
+            update: dict[str, Any] = {"settings": spec.settings.model_copy(update=chosen)}
+            if image is not None:
+                update["image"] = image
+            spec = spec.model_copy(update=update)
+        else:
+            if image is None:
+                raise UserError("give an image and --region x,y,w,h, or --regions FILE")
+            if not region_args:
+                raise UserError("give at least one --region x,y,width,height, or --regions FILE")
+            regions = [parse_region_arg(text, order) for order, text in enumerate(region_args)]
+            spec = JobSpec(image=image, regions=regions, settings=settings)
+        if region_args and regions_file is not None:
+            extra = [parse_region_arg(t, len(spec.regions) + i) for i, t in enumerate(region_args)]
+            spec = spec.model_copy(update={"regions": [*spec.regions, *extra]})
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    if not spec.image.is_file():
+        raise UserError(f"image not found: {spec.image}")
+    return spec
+
+
+async def _read_results(
+    settings: OcrflowSettings, job_ids: list[str] | None
+) -> tuple[list[Any], bool]:
+    from ocrflow.ledger import Ledger  # noqa: PLC0415
+
+    try:
+        ledger = await Ledger.open(settings.ledger_url)
+    except Exception as exc:  # a bad URL or an unreachable database: one line
+        raise UserError(f"cannot open the ledger {settings.ledger_url}: {exc}") from exc
+    try:
+        found = await ledger.results(job_ids)
+        known = not job_ids or await ledger.get_job(job_ids[0]) is not None
+        return found, known
+    finally:
+        await ledger.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )

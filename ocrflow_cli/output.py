@@ -1,0 +1,87 @@
+"""Rendering for the command line: tables, JSON and CSV exports of stored results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+
+from flows.reports import FetchSummary
+from ocrflow.ledger import ResultRecord
+
+RESULT_FIELDS = (
+    "job_id",
+    "entry_index",
+    "region",
+    "region_name",
+    "wire_type",
+    "kind",
+    "text",
+    "file_path",
+    "error",
+    "warnings",
+    "structured",
+)
+
+
+def fetch_table(summary: FetchSummary) -> Table:
+    """One row per job of a fetch run."""
+    table = Table(title=f"fetch: {summary.headline()}")
+    for column in ("job", "outcome", "entries ok", "resubmitted", "message"):
+        table.add_column(column, overflow="fold")
+    for report in summary.reports:
+        ok = f"{report.entries - report.failed_entries}/{report.entries}" if report.entries else ""
+        table.add_row(
+            report.job_id,
+            report.outcome.value,
+            ok,
+            str(report.resubmissions or ""),
+            report.message,
+        )
+    return table
+
+
+def results_table(results: Sequence[ResultRecord]) -> Table:
+    """Stored results, one row per entry."""
+    table = Table(title=f"{len(results)} stored result entries")
+    for column in ("job", "#", "region", "type", "text / file", "error"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        shown = r.text if r.text is not None else (r.file_path or "")
+        table.add_row(
+            r.job_id,
+            str(r.entry_index),
+            r.region_name or ("" if r.region is None else str(r.region)),
+            r.wire_type or r.kind,
+            shown,
+            r.error or "",
+        )
+    return table
+
+
+def results_json(results: Sequence[ResultRecord]) -> str:
+    """Stored results as a JSON array."""
+    return json.dumps([_row(r) for r in results], indent=2, ensure_ascii=False)
+
+
+def results_csv(results: Sequence[ResultRecord]) -> str:
+    """Stored results as CSV (structure and warnings as JSON cells)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=RESULT_FIELDS)
+    writer.writeheader()
+    for r in results:
+        row = _row(r)
+        row["structured"] = (
+            json.dumps(row["structured"], ensure_ascii=False) if row["structured"] else ""
+        )
+        row["warnings"] = json.dumps(row["warnings"], ensure_ascii=False) if row["warnings"] else ""
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def _row(r: ResultRecord) -> dict[str, Any]:
+    return {field: getattr(r, field) for field in RESULT_FIELDS}

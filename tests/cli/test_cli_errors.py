@@ -1,0 +1,101 @@
+"""Every user error of the command line is one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator.server import free_port
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+GUID = "b7162f77-bf10-407d-86de-ee255e422ca7"
+
+
+def ocrflow(
+    *args: str, tmp_path: Path, base_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
+        "OCRFLOW_BASE_URL": base_url or f"http://127.0.0.1:{free_port()}",
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+    env.pop("OCRFLOW_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ocrflow_cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_missing_image_file(tmp_path: Path) -> None:
+    done = ocrflow("submit", "nowhere.png", "--region", "1,2,30,40", tmp_path=tmp_path)
+    assert_one_line_error(done, "image not found: nowhere.png")
+
+
+def test_missing_regions_file(tmp_path: Path) -> None:
+    done = ocrflow("submit", "--regions", "nowhere.json", tmp_path=tmp_path)
+    assert_one_line_error(done, "cannot read regions file nowhere.json")
+
+
+@pytest.mark.parametrize(
+    ("region", "fragment"),
+    [("1,2,3", "expected x,y,width,height"), ("a,b,c,d", "bad region"), ("1,2,0,4", "above 0")],
+)
+def test_bad_region(tmp_path: Path, region: str, fragment: str) -> None:
+    image = SAMPLES / "id-card.png"
+    done = ocrflow("submit", str(image), "--region", region, tmp_path=tmp_path)
+    assert_one_line_error(done, fragment)
+
+
+def test_no_region_at_all(tmp_path: Path) -> None:
+    done = ocrflow("submit", str(SAMPLES / "id-card.png"), tmp_path=tmp_path)
+    assert_one_line_error(done, "at least one --region")
+
+
+def test_unknown_job_id(tmp_path: Path) -> None:
+    done = ocrflow("results", GUID, tmp_path=tmp_path)
+    assert_one_line_error(done, f"job {GUID} is not in the ledger")
+
+
+def test_malformed_job_id(tmp_path: Path) -> None:
+    done = ocrflow("fetch", "../../etc/passwd", tmp_path=tmp_path)
+    assert_one_line_error(done, "not a job id")
+
+
+def test_emulator_not_running(tmp_path: Path) -> None:
+    done = ocrflow("fetch", GUID, tmp_path=tmp_path)
+    assert_one_line_error(done, "cannot reach the OCR service")
+    assert "is the emulator running?" in done.stderr
+    done = ocrflow("submit", "--regions", str(SAMPLES / "id-card.regions.json"), tmp_path=tmp_path)
+    assert_one_line_error(done, "cannot reach the OCR service")
+
+
+def test_table_cannot_go_to_a_file(tmp_path: Path) -> None:
+    done = ocrflow("results", "--output", "out.txt", tmp_path=tmp_path)
+    assert_one_line_error(done, "use --format json or csv")
+
+
+def test_bad_setting_is_one_line(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("OCRFLOW_MAX_ATTEMPTS=0\n")
+    done = ocrflow("results", tmp_path=tmp_path)
+    assert_one_line_error(done, "bad OCRFLOW_* setting")
