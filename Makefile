@@ -25,13 +25,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
 
-demo: $(STAMP)  ## the main job offline: emulator + Prefect + SQLite on the samples
+$(PREFECT_HOME):
+	@mkdir -p $@
+
+demo: $(STAMP) | $(PREFECT_HOME)  ## the main job offline: emulator + Prefect + SQLite on the samples
 	$(BIN)/ocrflow demo
 
-ui: $(STAMP)  ## the Prefect UI (and API) on http://127.0.0.1:4200, showing the demo's runs
+ui: $(STAMP) | $(PREFECT_HOME)  ## the Prefect UI (and API) on http://127.0.0.1:4200, showing the demo's runs
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
-test: $(STAMP)  ## run the whole test suite
+test: $(STAMP) | $(PREFECT_HOME)  ## run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
