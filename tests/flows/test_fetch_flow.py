@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter
+from prefect.client.schemas.filters import FlowRunFilter
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from pypdf import PdfReader
 
 from flows.fetch_results import fetch_results
@@ -27,6 +29,19 @@ def sample(name: str = "id-card", result_type: ResultType = ResultType.TEXT) -> 
     return spec.model_copy(
         update={"settings": spec.settings.model_copy(update={"result_type": result_type})}
     )
+
+
+async def wait_for_events(client: Any, resource_id: str, name: str) -> list[Any]:
+    """Events reach the server's database a little after they are emitted: wait (bounded)."""
+    event_filter = EventFilter(
+        event=EventNameFilter(name=[name]), resource=EventResourceFilter(id=[resource_id])
+    )
+    for _ in range(100):  # at most about 20 s
+        page = await client.read_events(filter=event_filter, limit=50)  # the server caps 50
+        if page.events:
+            return list(page.events)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no {name} event for {resource_id}")
 
 
 async def ledger() -> Ledger:
@@ -136,12 +151,16 @@ async def test_error_with_resubmission_exhausted_fails_the_run(
     async with get_client() as client:
         flow_run = await client.read_flow_run(state.state_details.flow_run_id)
         artifacts = await client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ocrflow-fetch-outcomes"])),
             flow_run_filter=FlowRunFilter(id={"any_": [flow_run.id]}),
         )
-    (table,) = artifacts
+        events = await wait_for_events(client, f"ocrflow.job.{bad}", "ocrflow.job.failed")
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    table = by_key["ocrflow-fetch-outcomes"]
     assert bad in str(table.data)
     assert "failed" in str(table.data)
+    assert "## Failed jobs" in str(by_key["ocrflow-fetch-summary"].data)
+    assert by_key["ocrflow-fetch-progress"].data == 100.0
+    assert events[0].payload["resubmissions"] == 1
 
 
 async def test_ids_unknown_to_the_ledger_are_fetched_but_not_resubmitted(

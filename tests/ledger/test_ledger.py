@@ -1,0 +1,133 @@
+"""The ledger: jobs, images, results written once, final states that stay final."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ocrflow.errors import InvalidJobIdError
+from ocrflow.ledger import JobState, Ledger, NewResult, image_digest
+
+JOB_A = "aaaaaaaa-0000-4000-8000-000000000001"
+JOB_B = "bbbbbbbb-0000-4000-8000-000000000002"
+JOB_C = "cccccccc-0000-4000-8000-000000000003"
+REGIONS = [
+    {
+        "rect": {"topLeftX": 1, "topLeftY": 2, "bottomRightX": 30, "bottomRightY": 40},
+        "order": 0,
+        "name": "surname",
+    }
+]
+
+
+def result(index: int, text: str | None = "SMITH", error: str | None = None) -> NewResult:
+    return NewResult(
+        entry_index=index,
+        region=index,
+        region_name="surname",
+        wire_type="Text",
+        kind="text",
+        text=text,
+        structured={"lines": [{"text": text, "box": [1, 2, 3, 4]}]} if text else None,
+        file_path=None,
+        error=error,
+        warnings=["clipped"] if error is None else [],
+    )
+
+
+async def add(ledger: Ledger, job_id: str, *, replaces: str | None = None) -> None:
+    digest = await ledger.save_image(b"\x89PNG image bytes")
+    await ledger.record_job(
+        job_id,
+        image_sha256=digest,
+        source="samples/id-card.png",
+        regions=REGIONS,
+        settings={"language": "English", "resultType": "Text"},
+        replaces=replaces,
+    )
+
+
+async def test_jobs_are_recorded_with_their_original(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    await add(ledger, JOB_A)  # recording twice changes nothing
+    job = await ledger.get_job(JOB_A.upper())
+    assert job is not None
+    assert (job.state, job.attempt, job.source, job.regions) == (
+        JobState.SUBMITTED,
+        1,
+        "samples/id-card.png",
+        REGIONS,
+    )
+    assert job.can_resubmit
+    assert job.image_sha256 == image_digest(b"\x89PNG image bytes")
+    assert await ledger.load_image(job.image_sha256) == b"\x89PNG image bytes"
+    assert await ledger.get_job(JOB_B) is None
+
+
+async def test_unfinished_jobs_are_listed_oldest_first(ledger: Ledger) -> None:
+    for job_id in (JOB_B, JOB_A, JOB_C):
+        await add(ledger, job_id)
+    await ledger.finish(JOB_A, JobState.FAILED, error="gone")
+    assert await ledger.unfinished_job_ids() == [JOB_B, JOB_C]
+    assert await ledger.unfinished_job_ids(limit=1) == [JOB_B]
+
+
+async def test_results_are_written_once(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    assert await ledger.store_results(JOB_A, [result(0), result(1, None, "bad base64")], polls=3)
+    assert not await ledger.store_results(JOB_A, [result(0), result(1)], polls=1)
+    rows = await ledger.results([JOB_A])
+    assert [(r.entry_index, r.text, r.error) for r in rows] == [
+        (0, "SMITH", None),
+        (1, None, "bad base64"),
+    ]
+    assert rows[0].structured == {"lines": [{"text": "SMITH", "box": [1, 2, 3, 4]}]}
+    assert rows[0].warnings == ["clipped"]
+    job = await ledger.get_job(JOB_A)
+    assert job is not None
+    assert (job.state, job.last_status, job.polls) == (JobState.STORED, "Completed", 3)
+    assert job.finished_at is not None
+
+
+async def test_concurrent_stores_of_one_job_write_it_once(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    written = await asyncio.gather(*(ledger.store_results(JOB_A, [result(0)]) for _ in range(5)))
+    assert sorted(written) == [False, False, False, False, True]
+    assert await ledger.count_results(JOB_A) == 1
+
+
+async def test_an_unknown_job_is_added_when_its_results_are_stored(ledger: Ledger) -> None:
+    assert await ledger.store_results(JOB_B, [result(0)])
+    job = await ledger.get_job(JOB_B)
+    assert job is not None
+    assert (job.state, job.can_resubmit) == (JobState.STORED, False)
+
+
+async def test_final_states_stay_final(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    await add(ledger, JOB_B, replaces=JOB_A)
+    assert await ledger.finish(JOB_A, JobState.RESUBMITTED, error="NotExist", replaced_by=JOB_B)
+    assert not await ledger.finish(JOB_A, JobState.FAILED, error="again")
+    old, new = await ledger.get_job(JOB_A), await ledger.get_job(JOB_B)
+    assert old is not None
+    assert new is not None
+    assert (old.state, old.replaced_by, old.last_error) == (JobState.RESUBMITTED, JOB_B, "NotExist")
+    assert new.replaces == JOB_A
+    with pytest.raises(ValueError, match="final state"):
+        await ledger.finish(JOB_B, JobState.SUBMITTED)
+
+
+async def test_polls_are_noted_on_unfinished_jobs(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    await ledger.note_poll(JOB_A, last_status="Processing", polls=4, error=None)
+    job = await ledger.get_job(JOB_A)
+    assert job is not None
+    assert (job.last_status, job.polls) == ("Processing", 4)
+
+
+async def test_hostile_ids_never_reach_the_database(ledger: Ledger) -> None:
+    with pytest.raises(InvalidJobIdError):
+        await ledger.get_job("x' OR '1'='1")
+    with pytest.raises(InvalidJobIdError):
+        await ledger.store_results("../etc/passwd", [])
