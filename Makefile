@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo ui test lint format check lock clean emulator samples bench-ocr
+.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench-ocr
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ demo: $(STAMP) | $(PREFECT_HOME)  ## the main job offline: emulator + Prefect + 
 
 ui: $(STAMP) | $(PREFECT_HOME)  ## the Prefect UI (and API) on http://127.0.0.1:4200, showing the demo's runs
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+
+serve: $(STAMP)  ## the stack: Prefect server, emulator, deployments, worker (WEBHOOK_URL=… for alerts)
+	$(BIN)/ocrflow serve $(if $(WEBHOOK_URL),--webhook-url $(WEBHOOK_URL))
+
+stop: $(STAMP)  ## stop the stack started by `make serve`
+	$(BIN)/ocrflow stop
 
 test: $(STAMP) | $(PREFECT_HOME)  ## run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -32,7 +32,7 @@ from ocrflow.errors import InvalidJobIdError, JobFailedError, JobNotFoundError, 
 from ocrflow.ids import validate_job_id
 from ocrflow.ledger import JobRecord, JobState
 from ocrflow.processing import DecodedEntry, ProcessedEntry
-from ocrflow.settings import OcrflowSettings
+from tasks.credentials import load_settings
 from tasks.decoding import decode_results
 from tasks.processing import PROCESS_TASKS
 from tasks.runtime import Runtime, open_runtime
@@ -48,7 +48,7 @@ async def fetch_results(
     max_resubmissions: int | None = None,
 ) -> State[Any]:
     """Settle the given jobs (or every unfinished one) and store their results once."""
-    settings = OcrflowSettings()
+    settings = await load_settings()
     if window is not None:
         settings.window = window
     if max_resubmissions is not None:

@@ -17,7 +17,7 @@ from prefect.states import Completed, Failed
 from pydantic import BaseModel
 
 from ocrflow.jobspec import JobSpec
-from ocrflow.settings import OcrflowSettings
+from tasks.credentials import load_settings
 from tasks.runtime import open_runtime
 from tasks.submission import submit_job
 
@@ -51,7 +51,7 @@ class SubmitSummary(BaseModel):
 @flow(name="submit-regions", log_prints=False)
 async def submit_regions(jobs: list[JobSpec]) -> State[Any]:
     """Send every image with its regions; record each new job in the ledger."""
-    async with open_runtime(OcrflowSettings()) as runtime:
+    async with open_runtime(await load_settings()) as runtime:
         slots = asyncio.Semaphore(runtime.settings.window)
 
         async def submit_one(spec: JobSpec) -> Submission:

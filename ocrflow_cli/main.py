@@ -221,6 +221,100 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command("setup-credentials")
+def setup_credentials(
+    block: Annotated[str, typer.Option(help="block name")] = "ocrflow",
+) -> None:
+    """Save OCRFLOW_CLIENT_ID, OCRFLOW_CLIENT_SECRET and OCRFLOW_BASE_URL as a credentials block.
+
+    The secret is read from the environment (or prompted for), never from the command line.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    settings = _settings()
+    secret = settings.client_secret.get_secret_value() or typer.prompt(
+        "client secret", hide_input=True
+    )
+    if not settings.client_id:
+        raise UserError("set OCRFLOW_CLIENT_ID (and OCRFLOW_CLIENT_SECRET) first")
+    from tasks.credentials import OcrflowCredentials  # noqa: PLC0415
+
+    credentials = OcrflowCredentials(
+        client_id=settings.client_id, client_secret=secret, base_url=settings.base_url
+    )
+    asyncio.run(_save_block(credentials, block))
+    console.print(f"credentials of client id {settings.client_id[:4]}… saved as block {block!r}")
+
+
+async def _save_block(block: Any, name: str) -> None:
+    await block.save(name, overwrite=True)
+
+
+@app.command("setup-alerts")
+def setup_alerts(
+    webhook_url: Annotated[str, typer.Option(help="where alerts are POSTed (JSON)")],
+) -> None:
+    """Create (or update) the webhook block and the automation that alerts on failed runs."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not webhook_url.startswith(("http://", "https://")):
+        raise UserError(f"not an http(s) URL: {webhook_url}")
+    from ocrflow_cli.alerts import setup_alerts as create  # noqa: PLC0415
+
+    automation_id = asyncio.run(create(webhook_url))
+    console.print(f"alerts go to {webhook_url} (automation {automation_id})")
+
+
+@app.command("sweep-interval")
+def sweep_interval(seconds: Annotated[int, typer.Argument(min=5, help="seconds")]) -> None:
+    """Set how often the deployed sweep runs (replaces its schedule on the server)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from ocrflow_cli.alerts import set_sweep_interval  # noqa: PLC0415
+
+    asyncio.run(set_sweep_interval(seconds))
+    console.print(f"the sweep now runs every {seconds} s")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Prefect server port")] = 4200,
+    emulator_port: Annotated[int, typer.Option(help="emulator port")] = 8080,
+    sweep_interval_s: Annotated[int, typer.Option(help="seconds between sweeps")] = 600,
+    webhook_url: Annotated[str | None, typer.Option(help="alerts go here")] = None,
+    home: Annotated[Path, typer.Option(help="logs, pids, ledger")] = Path("var/stack"),
+    emulator: Annotated[
+        bool, typer.Option(help="start the emulator; off: the service OCRFLOW_* names")
+    ] = True,
+) -> None:
+    """Start the whole stack: Prefect server, emulator, deployments, worker, alerts."""
+    from ocrflow_cli.stack import start_stack  # noqa: PLC0415
+
+    with console.status("starting the Prefect server, the emulator and a worker…"):
+        stack = start_stack(
+            home,
+            server_port=port,
+            emulator_port=emulator_port,
+            sweep_interval_s=sweep_interval_s,
+            webhook_url=webhook_url,
+            with_emulator=emulator,
+        )
+    console.print(
+        f"Prefect UI and API: {stack.api_url.removesuffix('/api')}\n"
+        f"emulator:           {stack.emulator_url}\n"
+        f"logs:               {stack.logs}\n"
+        "stop with `make stop` (or `ocrflow stop`)"
+    )
+
+
+@app.command()
+def stop(
+    home: Annotated[Path, typer.Option(help="the stack's folder")] = Path("var/stack"),
+) -> None:
+    """Stop the stack started by `serve`."""
+    from ocrflow_cli.stack import stop_stack  # noqa: PLC0415
+
+    stopped = stop_stack(home=home)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
 def _job_spec(
     image: Path | None,
     region_args: list[str],

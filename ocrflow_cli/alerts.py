@@ -1,0 +1,66 @@
+"""Server-side set-up: failure alerts (a webhook block and an automation), sweep schedule.
+
+Idempotent: running it again replaces the block's URL, the automation (found by name) and the
+schedule. Runs against the Prefect API that PREFECT_API_URL names.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prefect.automations import Automation, EventTrigger, Posture, SendNotification
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.schedules import SCHEDULE_TYPES, IntervalSchedule
+
+BLOCK_NAME = "ocrflow-alerts"
+AUTOMATION_NAME = "ocrflow: fetch or pipeline run failed"
+WATCHED_FLOWS = ["fetch-results", "ocr-pipeline"]
+SUBJECT = "ocrflow: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}"
+BODY = (
+    "Flow run {{ flow_run.name }} ({{ flow_run.id }}) of {{ flow.name }} ended "
+    "{{ flow_run.state.name }}: {{ flow_run.state.message }}"
+)
+
+
+async def set_sweep_interval(seconds: int, deployment: str = "fetch-results/sweep") -> None:
+    """Replace the sweep deployment's schedules with one interval schedule."""
+    async with get_client() as client:
+        found = await client.read_deployment_by_name(deployment)
+        for schedule in await client.read_deployment_schedules(found.id):
+            await client.delete_deployment_schedule(found.id, schedule.id)
+        schedules: list[tuple[SCHEDULE_TYPES, bool]] = [
+            (IntervalSchedule(interval=timedelta(seconds=seconds)), True)
+        ]
+        await client.create_deployment_schedules(found.id, schedules)
+
+
+async def setup_alerts(webhook_url: str) -> str:
+    """Create or update the webhook block and the automation; returns the automation's id."""
+    block = CustomWebhookNotificationBlock(
+        name="ocrflow",
+        url=webhook_url,
+        json_data={"subject": "{{subject}}", "body": "{{body}}"},
+    )
+    await block.save(BLOCK_NAME, overwrite=True)
+    block_id = block._block_document_id
+    if block_id is None:
+        raise RuntimeError("the notification block was saved without an id")
+    async with get_client() as client:
+        for existing in await client.read_automations_by_name(AUTOMATION_NAME):
+            await client.delete_automation(existing.id)
+    automation = Automation(
+        name=AUTOMATION_NAME,
+        description="Alert when a fetch or pipeline run of ocrflow fails or crashes.",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": WATCHED_FLOWS},
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[SendNotification(block_document_id=block_id, subject=SUBJECT, body=BODY)],
+    )
+    created = await automation.acreate()
+    return str(created.id)

@@ -1,0 +1,217 @@
+"""The whole stack on one machine: a Prefect server (SQLite), the emulator, the deployments,
+a process worker and, when a webhook URL is given, the failure alerts. ``ocrflow serve`` /
+``make serve`` start it; ``ocrflow stop`` / ``make stop`` stop it. Every process binds
+127.0.0.1; their logs and pids live under the stack's folder (``var/stack``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from emulator.server import free_port
+from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+WORK_POOL = "ocrflow-process"
+DEFAULT_SWEEP_INTERVAL_S = 600  # as in prefect.yaml
+
+
+@dataclass
+class Stack:
+    """A running stack: where it lives, its addresses and its processes."""
+
+    home: Path
+    api_url: str
+    emulator_url: str | None
+    env: dict[str, str]
+    pids: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        """The folder of the processes' logs."""
+        return self.home / "logs"
+
+
+def start_stack(
+    home: Path,
+    *,
+    server_port: int = 4200,
+    emulator_port: int | None = None,
+    with_emulator: bool = True,
+    sweep_interval_s: int = DEFAULT_SWEEP_INTERVAL_S,
+    webhook_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    startup_timeout_s: float = 180.0,
+) -> Stack:
+    """Start server, emulator, deployments, worker and alerts; returns once all are up."""
+    home = home.resolve()
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    api_url = f"http://127.0.0.1:{server_port}/api"
+    # Secrets stay out of the server's and the worker's environment: the flows read the
+    # credentials block, and only the emulator gets its own secret.
+    everything = {**os.environ, **(extra_env or {})}
+    secrets = {k: v for k, v in everything.items() if "SECRET" in k.upper()}
+    env = {
+        **{k: v for k, v in everything.items() if k not in secrets},
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "OCRFLOW_PROJECT_DIR": str(PROJECT_DIR),
+        "OCRFLOW_LEDGER_URL": os.environ.get(
+            "OCRFLOW_LEDGER_URL", f"sqlite+aiosqlite:///{home / 'ocrflow.db'}"
+        ),
+        "OCRFLOW_RESULTS_DIR": os.environ.get("OCRFLOW_RESULTS_DIR", str(home / "results")),
+    }
+    stack = Stack(home, api_url, None, env)
+    try:
+        stack.pids["server"] = _spawn(
+            stack,
+            "server",
+            [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(server_port)],
+        )
+        _wait_http(f"{api_url}/health", startup_timeout_s, stack, "server")
+        emulator_secret: str | None = None
+        if with_emulator:
+            port = emulator_port or free_port()
+            stack.emulator_url = f"http://127.0.0.1:{port}"
+            emulator_secret = secrets.get("OCRFLOW_EMULATOR_CLIENT_SECRET", DEMO_CLIENT_SECRET)
+            stack.pids["emulator"] = _spawn(
+                stack,
+                "emulator",
+                [sys.executable, "-m", "emulator", "--port", str(port)],
+                {**env, "OCRFLOW_EMULATOR_CLIENT_SECRET": emulator_secret},
+            )
+            _wait_http(f"{stack.emulator_url}/_emulator/faults", 60, stack, "emulator")
+        _run(
+            stack,
+            [_bin("prefect"), "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
+        )
+        if stack.emulator_url is not None:  # the offline stack: the emulator's credentials
+            credentials_env = {
+                "OCRFLOW_BASE_URL": stack.emulator_url,
+                "OCRFLOW_CLIENT_ID": env.get("OCRFLOW_EMULATOR_CLIENT_ID", DEMO_CLIENT_ID),
+                "OCRFLOW_CLIENT_SECRET": emulator_secret or "",
+            }
+        else:  # the real service: OCRFLOW_BASE_URL, _CLIENT_ID and _CLIENT_SECRET as set
+            credentials_env = {"OCRFLOW_CLIENT_SECRET": secrets.get("OCRFLOW_CLIENT_SECRET", "")}
+        _run(stack, [sys.executable, "-m", "ocrflow_cli", "setup-credentials"], credentials_env)
+        _run(stack, [_bin("prefect"), "--no-prompt", "deploy", "--all"])
+        if sweep_interval_s != DEFAULT_SWEEP_INTERVAL_S:
+            command = [sys.executable, "-m", "ocrflow_cli", "sweep-interval", str(sweep_interval_s)]
+            _run(stack, command)
+        stack.pids["worker"] = _spawn(
+            stack, "worker", [_bin("prefect"), "worker", "start", "--pool", WORK_POOL]
+        )
+        if webhook_url:
+            _run(
+                stack,
+                [sys.executable, "-m", "ocrflow_cli", "setup-alerts", "--webhook-url", webhook_url],
+            )
+    except BaseException:
+        stop_stack(stack)
+        raise
+    finally:
+        (home / "pids.json").write_text(json.dumps(stack.pids))
+    return stack
+
+
+def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str]:
+    """Stop the stack's processes (worker first); returns the names stopped."""
+    if stack is None:
+        if home is None:
+            raise ValueError("give the stack or its folder")
+        pids_file = home / "pids.json"
+        pids = json.loads(pids_file.read_text()) if pids_file.is_file() else {}
+    else:
+        pids = stack.pids
+    stopped = []
+    for name in ("worker", "emulator", "server"):
+        pid = pids.get(name)
+        if pid is None:
+            continue
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        process = stack.processes.pop(name, None) if stack is not None else None
+        if process is not None:
+            process.wait(timeout=10)  # reap it
+        stopped.append(name)
+    return stopped
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def _spawn(stack: Stack, name: str, command: list[str], env: dict[str, str] | None = None) -> int:
+    log = (stack.logs / f"{name}.log").open("ab")
+    stack.processes[name] = process = subprocess.Popen(  # noqa: S603 - ours, no shell
+        command,
+        cwd=PROJECT_DIR,
+        env={**(env or stack.env)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: stopped as a whole
+    )
+    log.close()
+    return process.pid
+
+
+def _run(stack: Stack, command: list[str], extra_env: dict[str, str] | None = None) -> None:
+    log = stack.logs / "setup.log"
+    with log.open("ab") as out:
+        done = subprocess.run(  # noqa: S603 - our own executables, no shell
+            command,
+            cwd=PROJECT_DIR,
+            env={**stack.env, **(extra_env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=300,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])}… failed (exit {done.returncode}); see {log}")
+
+
+def _wait_http(url: str, timeout_s: float, stack: Stack, name: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        pid = stack.pids.get(name)
+        if pid is not None and not _alive(pid):
+            raise RuntimeError(f"{name} exited while starting; see {stack.logs / (name + '.log')}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{name} did not answer at {url} within {timeout_s:.0f} s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return waited == 0

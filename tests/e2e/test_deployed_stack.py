@@ -1,0 +1,252 @@
+"""End to end on a real `prefect server start`: deploy from prefect.yaml, a worker, REST
+triggers with idempotency, a schedule firing by itself, a webhook alert, and no secret leaked.
+
+Every process (server, emulator, worker) is started here on 127.0.0.1 and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from emulator.server import free_port
+from emulator.settings import DEMO_CLIENT_ID
+from ocrflow.client import OcrClient
+from ocrflow.jobspec import load_regions_file
+from ocrflow.ledger import JobState, Ledger
+from ocrflow.models import to_wire
+from ocrflow.settings import OcrflowSettings
+from ocrflow_cli.stack import PROJECT_DIR, Stack, start_stack, stop_stack
+
+SAMPLE = PROJECT_DIR / "samples" / "id-card.regions.json"
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                received.append(self.rfile.read(length).decode(errors="replace"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alert"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    hook = Receiver()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(scope="module")
+def secret() -> str:
+    return f"e2e-secret-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, receiver: Receiver, secret: str
+) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("stack")
+    running = start_stack(
+        home,
+        server_port=free_port(),
+        sweep_interval_s=3600,
+        webhook_url=receiver.url,
+        extra_env={
+            "OCRFLOW_EMULATOR_CLIENT_SECRET": secret,
+            "OCRFLOW_EMULATOR_PROCESSING__SECONDS": "0.5",
+            "OCRFLOW_POLL_FIRST_DELAY_S": "0.3",
+            "OCRFLOW_POLL_MAX_DELAY_S": "1",
+            "OCRFLOW_POLL_DEADLINE_S": "120",
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+        },
+    )
+    try:
+        yield running
+    finally:
+        stop_stack(running)
+
+
+def api(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.api_url, timeout=30)
+
+
+async def submit_recorded_job(stack: Stack, secret: str) -> str:
+    """A job sent to the stack's emulator and recorded in the stack's ledger."""
+    spec = load_regions_file(SAMPLE)
+    settings = OcrflowSettings.model_validate(
+        {
+            "base_url": stack.emulator_url,
+            "client_id": DEMO_CLIENT_ID,
+            "client_secret": secret,
+            "ledger_url": stack.env["OCRFLOW_LEDGER_URL"],
+        }
+    )
+    async with OcrClient(settings) as client:
+        job_id = await client.submit_regions(spec.image, spec.wire_regions(), spec.settings)
+    ledger = await Ledger.open(settings.ledger_url)
+    try:
+        digest = await ledger.save_image(spec.image.read_bytes())
+        await ledger.record_job(
+            job_id,
+            image_sha256=digest,
+            source=str(spec.image),
+            regions=[r.stored() for r in spec.regions],
+            settings=to_wire(spec.settings.model_copy(update={"regions": None})),
+        )
+    finally:
+        await ledger.close()
+    return job_id
+
+
+async def read_ledger(stack: Stack, job_id: str) -> tuple[Any, list[Any]]:
+    ledger = await Ledger.open(stack.env["OCRFLOW_LEDGER_URL"])
+    try:
+        return await ledger.get_job(job_id), await ledger.results([job_id])
+    finally:
+        await ledger.close()
+
+
+def trigger(stack: Stack, deployment: str, parameters: dict[str, Any], key: str) -> str:
+    with api(stack) as http:
+        found = http.get(f"/deployments/name/{deployment}")
+        found.raise_for_status()
+        created = http.post(
+            f"/deployments/{found.json()['id']}/create_flow_run",
+            json={"parameters": parameters, "idempotency_key": key},
+        )
+        created.raise_for_status()
+        run_id: str = created.json()["id"]
+        return run_id
+
+
+def wait_for_run(stack: Stack, run_id: str, timeout_s: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    with api(stack) as http:
+        while time.monotonic() < deadline:
+            run: dict[str, Any] = http.get(f"/flow_runs/{run_id}").json()
+            if run["state_type"] in TERMINAL:
+                return run
+            time.sleep(1)
+    raise AssertionError(f"flow run {run_id} did not finish in {timeout_s:.0f} s")
+
+
+def test_rest_trigger_fetches_and_stores_once_per_idempotency_key(
+    stack: Stack, secret: str
+) -> None:
+    job_id = asyncio.run(submit_recorded_job(stack, secret))
+    first = trigger(stack, "fetch-results/fetch", {"job_ids": [job_id]}, key=f"fetch-{job_id}")
+    again = trigger(stack, "fetch-results/fetch", {"job_ids": [job_id]}, key=f"fetch-{job_id}")
+    assert again == first  # the same key does not start a second run
+    run = wait_for_run(stack, first)
+    assert run["state_type"] == "COMPLETED", run["state"]
+    job, results = asyncio.run(read_ledger(stack, job_id))
+    assert job is not None
+    assert job.state is JobState.STORED
+    assert [r.text for r in results] == [
+        r["expected"] for r in json.loads(SAMPLE.read_text())["regions"]
+    ]
+
+
+def test_a_failed_run_sends_a_webhook_alert_within_60_s(
+    stack: Stack, secret: str, receiver: Receiver
+) -> None:
+    httpx.put(
+        f"{stack.emulator_url}/_emulator/faults", json={"rate_job_error": 1.0}
+    ).raise_for_status()
+    try:
+        job_id = asyncio.run(submit_recorded_job(stack, secret))
+        run_id = trigger(
+            stack,
+            "fetch-results/fetch",
+            {"job_ids": [job_id], "max_resubmissions": 1},
+            key=f"failing-{job_id}",
+        )
+        run = wait_for_run(stack, run_id)
+    finally:
+        httpx.put(f"{stack.emulator_url}/_emulator/faults", json={}).raise_for_status()
+    assert run["state_type"] == "FAILED"
+    assert run["state"]["message"] == "1 of 1 jobs failed (1 failed)"
+    failed_at = time.monotonic()
+    while time.monotonic() - failed_at < 60 and not any(run["name"] in b for b in receiver.bodies):
+        time.sleep(0.5)
+    alerts = [body for body in receiver.bodies if run["name"] in body]
+    assert alerts, f"no alert naming {run['name']} within 60 s: {receiver.bodies}"
+    assert "1 of 1 jobs failed" in alerts[0]
+
+
+def test_a_short_interval_schedule_fires_a_sweep_by_itself(stack: Stack) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "ocrflow_cli", "sweep-interval", "5"],
+        env=stack.env,
+        cwd=PROJECT_DIR,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with api(stack) as http:
+        deployment = http.get("/deployments/name/fetch-results/sweep").json()
+        query = {
+            "deployments": {"id": {"any_": [deployment["id"]]}},
+            "flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}},
+        }
+        deadline = time.monotonic() + 120
+        completed: list[Any] = []
+        while time.monotonic() < deadline and not completed:
+            completed = http.post("/flow_runs/filter", json=query).json()
+            time.sleep(2)
+    assert completed, "no sweep run completed within 120 s"
+    assert completed[0]["auto_scheduled"] is True
+
+
+def test_no_secret_in_logs_artifacts_or_events(stack: Stack, secret: str) -> None:
+    for log in stack.logs.glob("*.log"):
+        assert secret not in log.read_text(errors="replace"), log.name
+    with api(stack) as http:
+        logs = http.post("/logs/filter", json={"limit": 200}).text
+        artifacts = http.post("/artifacts/filter", json={"limit": 200}).text
+        events = http.post("/events/filter", json={"limit": 50}).text
+        variables = http.post("/variables/filter", json={"limit": 200}).text
+        runs = http.post("/flow_runs/filter", json={"limit": 200}).text
+        block = http.post("/block_documents/filter", json={"include_secrets": False}).text
+    for where, text in {
+        "logs": logs,
+        "artifacts": artifacts,
+        "events": events,
+        "variables": variables,
+        "flow runs": runs,
+        "blocks": block,
+    }.items():
+        assert secret not in text, where
+    assert "credentials from block" in logs  # the flows did read the block
