@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench-ocr
+.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench bench-ocr bench-polling
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -62,6 +62,11 @@ samples: $(STAMP)  ## redraw the sample documents in samples/
 
 bench-ocr: $(STAMP)  ## the emulator's OCR time per region and per page
 	$(BIN)/python bench/ocr_speed.py
+
+bench-polling: $(STAMP)  ## calls per job against detection lag, ocrflow's policies and the usual ones
+	$(BIN)/python bench/polling.py
+
+bench: bench-polling bench-ocr  ## every benchmark (tables on stdout, figures in bench/results)
 
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock

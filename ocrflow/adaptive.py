@@ -1,0 +1,104 @@
+"""A polling policy that learns how long jobs take, so that it polls little and late rarely.
+
+Fixed schedules are either wasteful on slow jobs or late on fast ones. This one keeps, per
+class of job (image size and region count predict processing time), the recent processing
+times seen on completed jobs, and from their median derives a lag budget: at most
+``lag_floor_s`` late, or ``lag_share`` of the median for slow jobs. It then polls on the
+multiples of that budget in the job's age, so a job already done when polling starts costs one
+call (its first poll is immediate), and a running one is seen at most one budget after it
+completes. Until a class has ``warmup`` observations, the capped exponential
+:class:`~ocrflow.polling.PollPolicy` is used. Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from statistics import median
+
+from ocrflow.polling import PollPolicy
+
+
+def job_class(image_bytes: int, region_count: int) -> str:
+    """The class of a job for learning: orders of magnitude of image size and region count."""
+    size = max(int(math.log2(max(image_bytes, 1) / 65536)) + 1, 0) if image_bytes else 0
+    regions = 0 if region_count <= 1 else 1 if region_count <= 4 else 2 if region_count <= 16 else 3
+    return f"s{min(size, 8)}r{regions}"
+
+
+@dataclass
+class DurationModel:
+    """Recent processing times per job class (a bounded window, so it follows drift)."""
+
+    window: int = 200
+    _seen: dict[str, deque[float]] = field(default_factory=dict)
+
+    def observe(self, key: str, duration_s: float) -> None:
+        """Record one completed job's processing time (estimated from its polls)."""
+        self._seen.setdefault(key, deque(maxlen=self.window)).append(max(duration_s, 0.0))
+
+    def count(self, key: str) -> int:
+        """How many observations the class has."""
+        return len(self._seen.get(key, ()))
+
+    def median(self, key: str) -> float | None:
+        """The median processing time of the class, or None without observations."""
+        seen = self._seen.get(key)
+        return median(seen) if seen else None
+
+
+@dataclass(frozen=True)
+class AdaptivePollPolicy:
+    """When to poll a job next, from its age and its class's learned median time."""
+
+    lag_floor_s: float = 2.0
+    lag_share: float = 0.38
+    warmup: int = 20
+    fallback: PollPolicy = field(default_factory=PollPolicy)
+
+    def lag_budget(self, median_s: float) -> float:
+        """How late a completion may be seen, for jobs of this median time."""
+        return max(self.lag_floor_s, self.lag_share * median_s)
+
+    def next_delay(
+        self,
+        *,
+        attempt: int,
+        age_s: float,
+        elapsed_s: float,
+        median_s: float | None,
+        observations: int,
+        rand: float = 0.5,
+    ) -> float | None:
+        """Wait before poll ``attempt + 1`` (``attempt`` polls done so far; 0 = none yet).
+
+        ``age_s`` is the time since the job was submitted, ``elapsed_s`` since polling began
+        (the deadline counts from there). None once the fallback's deadline has passed.
+        """
+        if elapsed_s >= self.fallback.deadline_s:
+            return None
+        if median_s is None or observations < self.warmup:
+            if attempt == 0:
+                return 0.0
+            return self.fallback.next_delay(attempt, elapsed_s=elapsed_s, rand=rand)
+        budget = self.lag_budget(median_s)
+        if attempt == 0 and age_s >= budget:
+            return 0.0  # old enough to be done already: look at once
+        next_tick = (math.floor(age_s / budget + 1e-9) + 1) * budget
+        return min(next_tick - age_s, self.fallback.deadline_s - elapsed_s)
+
+
+def observed_duration(
+    last_not_ready_age_s: float | None, done_age_s: float, *, max_first_look_s: float = 120.0
+) -> float | None:
+    """Best estimate of a job's processing time from its polls: the middle of the interval
+    between the last poll that saw it unfinished and the first that saw it done.
+
+    A job done at its first poll only bounds the time from above: it counts (as half its age)
+    when that poll came early, and not at all when it came late (an old job picked up by a
+    sweep says nothing about processing times).
+    """
+    if last_not_ready_age_s is None:
+        return done_age_s / 2 if done_age_s <= max_first_look_s else None
+    return (last_not_ready_age_s + done_age_s) / 2

@@ -1,0 +1,64 @@
+"""The learned polling policy: pure decisions from a job's age and its class's median."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocrflow.adaptive import AdaptivePollPolicy, DurationModel, job_class, observed_duration
+from ocrflow.polling import PollPolicy
+
+POLICY = AdaptivePollPolicy(
+    lag_floor_s=2.0, lag_share=0.4, warmup=3, fallback=PollPolicy(jitter=0.0, deadline_s=100.0)
+)
+
+
+def test_lag_budget_has_a_floor_and_grows_with_the_median() -> None:
+    assert POLICY.lag_budget(1.0) == 2.0
+    assert POLICY.lag_budget(20.0) == 8.0
+
+
+def test_warm_up_polls_at_once_then_follows_the_fallback() -> None:
+    first = POLICY.next_delay(attempt=0, age_s=0, elapsed_s=0, median_s=5.0, observations=2)
+    second = POLICY.next_delay(attempt=1, age_s=0, elapsed_s=0, median_s=5.0, observations=2)
+    assert (first, second) == (0.0, 1.0)
+
+
+def test_a_job_older_than_its_budget_is_polled_at_once() -> None:
+    assert (
+        POLICY.next_delay(attempt=0, age_s=3600, elapsed_s=0, median_s=2.0, observations=9) == 0.0
+    )
+
+
+def test_polls_land_on_multiples_of_the_budget_in_the_job_age() -> None:
+    delays = [
+        POLICY.next_delay(attempt=a, age_s=age, elapsed_s=age, median_s=20.0, observations=9)
+        for a, age in [(0, 0.0), (1, 8.0), (2, 16.0), (0, 3.0)]
+    ]
+    assert delays == pytest.approx([8.0, 8.0, 8.0, 5.0])
+
+
+def test_the_deadline_still_ends_polling() -> None:
+    assert (
+        POLICY.next_delay(attempt=5, age_s=100, elapsed_s=100, median_s=20, observations=9) is None
+    )
+    last = POLICY.next_delay(attempt=5, age_s=99, elapsed_s=99, median_s=20, observations=9)
+    assert last == pytest.approx(1.0)
+
+
+def test_model_keeps_a_bounded_window_per_class() -> None:
+    model = DurationModel(window=3)
+    for seconds in (100.0, 1.0, 2.0, 3.0):
+        model.observe("a", seconds)
+    assert (model.count("a"), model.median("a")) == (3, 2.0)
+    assert model.median("b") is None
+
+
+def test_job_classes_follow_size_and_region_count() -> None:
+    assert job_class(100_000, 1) != job_class(4_000_000, 12)
+    assert job_class(100_000, 1) == job_class(110_000, 1)
+
+
+def test_observed_duration_is_the_middle_of_the_last_interval() -> None:
+    assert observed_duration(8.0, 16.0) == 12.0
+    assert observed_duration(None, 4.0) == 2.0
+    assert observed_duration(None, 3600.0) is None  # an old job says nothing about timing
