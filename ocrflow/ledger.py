@@ -150,23 +150,6 @@ class JobRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class ResultRecord:
-    """A stored result entry."""
-
-    job_id: str
-    entry_index: int
-    region: int | None
-    region_name: str | None
-    wire_type: str | None
-    kind: str
-    text: str | None
-    structured: dict[str, Any] | None
-    file_path: str | None
-    error: str | None
-    warnings: list[Any]
-
-
-@dataclass(frozen=True, slots=True)
 class NewResult:
     """A result entry to store."""
 
@@ -180,6 +163,13 @@ class NewResult:
     file_path: str | None
     error: str | None
     warnings: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord(NewResult):
+    """A stored result entry: what was stored, and the job it belongs to."""
+
+    job_id: str
 
 
 def image_digest(data: bytes) -> str:
