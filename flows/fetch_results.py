@@ -13,6 +13,7 @@ per job.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow
@@ -28,6 +29,7 @@ from flows.reports import (
     emit_job_event,
     publish_fetch_artifacts,
 )
+from ocrflow.adaptive import job_class
 from ocrflow.errors import InvalidJobIdError, JobFailedError, JobNotFoundError, JobNotReadyError
 from ocrflow.ids import validate_job_id
 from ocrflow.ledger import JobRecord, JobState
@@ -36,7 +38,7 @@ from tasks.credentials import load_settings
 from tasks.decoding import decode_results
 from tasks.processing import PROCESS_TASKS
 from tasks.runtime import Runtime, open_runtime
-from tasks.status import configured_check_status
+from tasks.status import check_every, configured_check_status
 from tasks.storage import record_outcome, store_results
 from tasks.submission import resubmit_job
 
@@ -112,10 +114,11 @@ async def settle_job(
     limit = runtime.settings.max_resubmissions
     line = JobReport(job_id=job_id, outcome=Outcome.STORED, known=record is not None)
     current = job_id
+    poll = await _first_look(runtime, check, record)
     while True:
         line.final_job_id = current
         try:
-            response = await check(current)
+            response = await poll(current)
         except JobNotReadyError as exc:
             deadline = runtime.settings.poll_deadline_s
             line.message = f"still {exc.status} at the polling deadline ({deadline:.0f} s)"
@@ -134,6 +137,7 @@ async def settle_job(
             else:
                 current = await resubmit_job(current, reason=str(exc))
                 line.resubmissions += 1
+                poll = check
                 continue
             line.outcome, line.message = Outcome.FAILED, f"{exc}; {why}"
             status = "Error" if isinstance(exc, JobFailedError) else "NotExist"
@@ -142,11 +146,38 @@ async def settle_job(
         region_count = len(record.regions) if record is not None and record.regions else None
         decoded = await decode_results(current, response, region_count)
         processed = await _process(current, decoded)
-        stored = await store_results(current, processed, _region_names(record))
+        submitted = record if current == job_id else None  # its polls date from its submission
+        stored = await store_results(current, processed, _region_names(record), submitted)
         line.outcome = Outcome.STORED if stored.written else Outcome.ALREADY_DONE
         line.entries, line.failed_entries = stored.entries, stored.failed_entries
         line.message = f"{stored.entries - stored.failed_entries} of {stored.entries} entries ok"
         return line
+
+
+async def _first_look(runtime: Runtime, default: Any, record: JobRecord | None) -> Any:
+    """Wait until the job's first poll is due and return the status check to poll it with.
+
+    Once the job's class has enough completed jobs in the ledger, the learned policy decides:
+    a job old enough to be done is polled at once, others on the multiples of the class's lag
+    budget in their age. Before that, the capped exponential policy, polling at once.
+    """
+    if record is None:
+        return default
+    policy = runtime.policy
+    key = job_class(record.image_bytes or 0, len(record.regions))
+    median, seen = runtime.model.median(key), runtime.model.count(key)
+    if median is None or seen < policy.warmup:
+        return default
+    submitted_at = record.created_at
+    if submitted_at.tzinfo is None:  # SQLite hands back naive UTC times
+        submitted_at = submitted_at.replace(tzinfo=UTC)
+    age_s = (datetime.now(UTC) - submitted_at).total_seconds()
+    wait_s = policy.next_delay(
+        attempt=0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
+    )
+    if wait_s:
+        await asyncio.sleep(wait_s)
+    return check_every(policy.lag_budget(median), runtime.settings.poll_deadline_s)
 
 
 def _region_names(record: JobRecord | None) -> list[str | None]:

@@ -89,6 +89,16 @@ class AdaptivePollPolicy:
         return min(next_tick - age_s, self.fallback.deadline_s - elapsed_s)
 
 
+def estimate_from_polls(submitted_at: float, polls: list[tuple[float, bool]]) -> float | None:
+    """A job's processing time from its polls (timestamps, done?) and its submission time."""
+    done = [at for at, finished in polls if finished]
+    if not done:
+        return None
+    waiting = [at for at, finished in polls if not finished and at < done[0]]
+    last_not_ready = max(waiting) - submitted_at if waiting else None
+    return observed_duration(last_not_ready, done[0] - submitted_at)
+
+
 def observed_duration(
     last_not_ready_age_s: float | None, done_age_s: float, *, max_first_look_s: float = 120.0
 ) -> float | None:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -30,7 +31,9 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     func,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -93,6 +96,8 @@ class JobRow(_Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     polls: Mapped[int] = mapped_column(Integer, default=0)
+    image_bytes: Mapped[int | None] = mapped_column(Integer)
+    processing_s: Mapped[float | None] = mapped_column(Float)  # estimated from the polls
     replaces: Mapped[str | None] = mapped_column(String(36), index=True)
     replaced_by: Mapped[str | None] = mapped_column(String(36))
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -142,6 +147,8 @@ class JobRecord:
     last_error: str | None
     created_at: datetime
     finished_at: datetime | None
+    image_bytes: int | None = None
+    processing_s: float | None = None
 
     @property
     def can_resubmit(self) -> bool:
@@ -197,6 +204,7 @@ class Ledger:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         async with engine.begin() as connection:
             await connection.run_sync(_Base.metadata.create_all)
+            await connection.run_sync(_add_missing_columns)
         return cls(engine)
 
     async def close(self) -> None:
@@ -236,6 +244,7 @@ class Ledger:
         settings: dict[str, Any],
         replaces: str | None = None,
         attempt: int = 1,
+        image_bytes: int | None = None,
     ) -> None:
         """Add a newly submitted job (nothing happens if it is already there)."""
         job_id = validate_job_id(job_id)
@@ -251,6 +260,7 @@ class Ledger:
                     settings=settings,
                     replaces=replaces,
                     attempt=attempt,
+                    image_bytes=image_bytes,
                 )
             )
 
@@ -330,7 +340,12 @@ class Ledger:
             )
 
     async def store_results(
-        self, job_id: str, results: Sequence[NewResult], *, polls: int = 0
+        self,
+        job_id: str,
+        results: Sequence[NewResult],
+        *,
+        polls: int = 0,
+        processing_s: float | None = None,
     ) -> bool:
         """Write a completed job's results and mark it stored, in one transaction.
 
@@ -349,6 +364,7 @@ class Ledger:
             row.state = JobState.STORED.value
             row.last_status = "Completed"
             row.polls = (row.polls or 0) + polls
+            row.processing_s = processing_s
             row.last_error = None
             row.finished_at = _now()
             session.add_all(
@@ -369,6 +385,18 @@ class Ledger:
             )
             return True
 
+    async def processing_times(self, limit: int = 2000) -> list[tuple[int | None, int, float]]:
+        """Recent estimated processing times, with each job's image size and region count."""
+        query = (
+            select(JobRow.image_bytes, JobRow.regions, JobRow.processing_s)
+            .where(JobRow.processing_s.is_not(None))
+            .order_by(JobRow.finished_at.desc())
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [(size, len(regions or []), float(seconds)) for size, regions, seconds in rows]
+
     async def results(self, job_ids: Iterable[str] | None = None) -> list[ResultRecord]:
         """Stored results, by job and entry; all of them when ``job_ids`` is None."""
         query = select(ResultRow).order_by(ResultRow.job_id, ResultRow.entry_index)
@@ -382,6 +410,20 @@ class Ledger:
         query = select(func.count()).select_from(ResultRow).where(ResultRow.job_id == job_id)
         async with self._sessions() as session:
             return int((await session.execute(query)).scalar_one())
+
+
+def _add_missing_columns(connection: Any) -> None:
+    """Additive schema upgrades: a column a newer ocrflow added is added (nullable) to an older
+    ledger, so that upgrading loses nothing. Columns are never dropped or changed here."""
+    inspector = inspect(connection)
+    for table in _Base.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable:
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.execute(
+                    text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                )
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -409,6 +451,8 @@ def _job_record(row: JobRow) -> JobRecord:
         last_error=row.last_error,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        image_bytes=row.image_bytes,
+        processing_s=row.processing_s,
     )
 
 

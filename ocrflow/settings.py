@@ -80,6 +80,9 @@ class OcrflowSettings(ClientSettings):
     poll_growth: float = Field(1.6, ge=1, description="each wait is this much longer")
     poll_max_delay_s: float = Field(30.0, gt=0, description="the longest wait between polls")
     poll_jitter: float = Field(0.1, ge=0, lt=1, description="± share of each wait, at random")
+    poll_learn_after: int = Field(
+        20, ge=1, description="completed jobs of a class before its learned polling is used"
+    )
     poll_deadline_s: float = Field(
         6 * 3600.0, gt=0, lt=RETENTION_S, description="give a job up as timed out after this"
     )

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ocrflow.adaptive import AdaptivePollPolicy, DurationModel, job_class
 from ocrflow.client import OcrClient
 from ocrflow.ledger import Ledger
 from ocrflow.settings import OcrflowSettings
@@ -29,6 +30,11 @@ class Runtime:
     ledger: Ledger
     results_dir: Path
     polls: Counter[str] = field(default_factory=Counter)
+    # Wall-clock times of each job's polls and whether the job was done: its processing time
+    # is estimated from them when it is stored, and teaches the learned polling policy.
+    poll_log: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
+    model: DurationModel = field(default_factory=DurationModel)
+    policy: AdaptivePollPolicy = field(default_factory=AdaptivePollPolicy)
 
 
 _CURRENT: ContextVar[Runtime | None] = ContextVar("ocrflow_runtime", default=None)
@@ -40,7 +46,17 @@ async def open_runtime(settings: OcrflowSettings) -> AsyncIterator[Runtime]:
     ledger = await Ledger.open(settings.ledger_url)
     try:
         async with OcrClient(settings) as client:
-            runtime = Runtime(settings, client, ledger, Path(settings.results_dir))
+            runtime = Runtime(
+                settings,
+                client,
+                ledger,
+                Path(settings.results_dir),
+                policy=AdaptivePollPolicy(
+                    warmup=settings.poll_learn_after, fallback=settings.poll_policy()
+                ),
+            )
+            for image_bytes, regions, seconds in reversed(await ledger.processing_times()):
+                runtime.model.observe(job_class(image_bytes or 0, regions), seconds)
             token = _CURRENT.set(runtime)
             try:
                 yield runtime

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from typing import Any
 
 from prefect import Task, task
@@ -11,7 +13,7 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.logging import get_run_logger
 
 from ocrflow.errors import JobNotReadyError, OcrflowError, RateLimitedError, is_transient
-from ocrflow.models import OcrResponse
+from ocrflow.models import OcrResponse, TaskStatus
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
 from tasks.runtime import current_runtime
@@ -53,6 +55,9 @@ async def check_status(job_id: str) -> OcrResponse:
     runtime.polls[job_id] += 1
     try:
         response = await runtime.client.get_result(job_id)
+        runtime.poll_log.setdefault(job_id, []).append(
+            (time.time(), response.task_status is TaskStatus.COMPLETED)
+        )
     except RateLimitedError as exc:
         # Prefect's retry delays are fixed; a longer server hint is honoured here first.
         await asyncio.sleep(min(exc.retry_after_s or 0.0, MAX_INLINE_RETRY_AFTER_S))
@@ -62,6 +67,15 @@ async def check_status(job_id: str) -> OcrResponse:
     except JobNotReadyError as exc:
         get_run_logger().debug("job %s is %s", job_id, exc.status)
         raise
+
+
+def check_every(interval_s: float, deadline_s: float) -> Any:
+    """The status check polling every ``interval_s`` (the learned policy's lag budget)."""
+    return check_status.with_options(
+        retries=max(math.ceil(deadline_s / interval_s), 1),
+        retry_delay_seconds=[interval_s],
+        retry_jitter_factor=0,  # the polls land on multiples of the budget in the job's age
+    )
 
 
 def configured_check_status(policy: PollPolicy) -> Any:

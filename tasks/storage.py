@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from ocrflow.ledger import JobState, NewResult
+from ocrflow.adaptive import estimate_from_polls, job_class
+from ocrflow.ledger import JobRecord, JobState, NewResult
 from ocrflow.processing import ProcessedEntry, ResultKind
 from ocrflow.storage import write_payload
 from tasks.runtime import current_runtime
@@ -30,10 +32,27 @@ class Stored:
     persist_result=False,
 )
 async def store_results(
-    job_id: str, entries: list[ProcessedEntry], region_names: list[str | None]
+    job_id: str,
+    entries: list[ProcessedEntry],
+    region_names: list[str | None],
+    submitted: JobRecord | None = None,
 ) -> Stored:
-    """Write payload files, then every entry and the job's stored state in one transaction."""
+    """Write payload files, then every entry and the job's stored state in one transaction.
+
+    With the job's ledger record, its processing time is estimated from its polls, stored,
+    and learned by the polling policy for the jobs of its class.
+    """
     runtime = current_runtime()
+    processing_s = None
+    polls = runtime.poll_log.pop(job_id, [])
+    if submitted is not None:
+        submitted_at = submitted.created_at
+        if submitted_at.tzinfo is None:  # SQLite hands back naive UTC times
+            submitted_at = submitted_at.replace(tzinfo=UTC)
+        processing_s = estimate_from_polls(submitted_at.timestamp(), polls)
+        if processing_s is not None:
+            key = job_class(submitted.image_bytes or 0, len(submitted.regions))
+            runtime.model.observe(key, processing_s)
     rows = []
     for entry in entries:
         path = None
@@ -66,7 +85,9 @@ async def store_results(
                 warnings=entry.warnings,
             )
         )
-    written = await runtime.ledger.store_results(job_id, rows, polls=runtime.polls.pop(job_id, 0))
+    written = await runtime.ledger.store_results(
+        job_id, rows, polls=runtime.polls.pop(job_id, 0), processing_s=processing_s
+    )
     return Stored(written, len(rows), sum(1 for r in rows if r.error))
 
 

@@ -27,6 +27,7 @@ async def submit_job(spec: JobSpec) -> str:
         source=str(spec.image),
         regions=[region.stored() for region in spec.regions],
         settings=to_wire(spec.settings.model_copy(update={"regions": None})),
+        image_bytes=len(image),
     )
     get_run_logger().info("submitted %s as job %s", spec.image.name, job_id)
     return job_id
@@ -58,6 +59,7 @@ async def resubmit_job(job_id: str, reason: str) -> str:
         settings=record.settings,
         replaces=job_id,
         attempt=record.attempt + 1,
+        image_bytes=len(image),
     )
     await runtime.ledger.finish(
         job_id,

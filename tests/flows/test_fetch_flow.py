@@ -231,3 +231,27 @@ async def test_a_missing_image_fails_its_submission_only(ocrflow_env: Path) -> N
     assert state.is_failed()
     assert len(summary.job_ids) == 1
     assert "cannot read image" in str(summary.submissions[1].error)
+
+
+async def test_learned_polling_takes_over_once_a_class_has_completions(
+    ocrflow_env: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCRFLOW_POLL_LEARN_AFTER", "1")
+    emulator.set_processing_s(1.0)
+    (first,) = await submit(sample())
+    await fetch([first])  # the exponential policy: polls from the start, learns ~1 s
+    (second,) = await submit(sample())
+    state, summary = await fetch([second])  # learned: waits out the lag budget, then one poll
+    assert state.is_completed(), state.message
+    assert summary.reports[0].outcome is Outcome.STORED
+    store = await ledger()
+    try:
+        learned, quick = await store.get_job(first), await store.get_job(second)
+    finally:
+        await store.close()
+    assert learned is not None
+    assert quick is not None
+    assert learned.processing_s is not None
+    assert 0.2 < learned.processing_s < 3.0
+    assert learned.polls >= 2
+    assert quick.polls == 1

@@ -131,3 +131,12 @@ async def test_hostile_ids_never_reach_the_database(ledger: Ledger) -> None:
         await ledger.get_job("x' OR '1'='1")
     with pytest.raises(InvalidJobIdError):
         await ledger.store_results("../etc/passwd", [])
+
+
+async def test_processing_times_come_back_with_size_and_region_count(ledger: Ledger) -> None:
+    await ledger.record_job(
+        JOB_A, image_sha256=None, source=None, regions=REGIONS, settings={}, image_bytes=1234
+    )
+    await ledger.store_results(JOB_A, [result(0)], processing_s=2.5)
+    await ledger.store_results(JOB_B, [result(0)])  # no estimate: not listed
+    assert await ledger.processing_times() == [(1234, 1, 2.5)]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ocrflow.adaptive import AdaptivePollPolicy, DurationModel, job_class, observed_duration
+from ocrflow.adaptive import (
+    AdaptivePollPolicy,
+    DurationModel,
+    estimate_from_polls,
+    job_class,
+    observed_duration,
+)
 from ocrflow.polling import PollPolicy
 
 POLICY = AdaptivePollPolicy(
@@ -62,3 +68,9 @@ def test_observed_duration_is_the_middle_of_the_last_interval() -> None:
     assert observed_duration(8.0, 16.0) == 12.0
     assert observed_duration(None, 4.0) == 2.0
     assert observed_duration(None, 3600.0) is None  # an old job says nothing about timing
+
+
+def test_estimate_from_polls_uses_the_last_unfinished_and_first_finished_poll() -> None:
+    polls = [(100.5, False), (101.5, False), (103.5, True), (104.0, True)]
+    assert estimate_from_polls(100.0, polls) == pytest.approx(2.5)
+    assert estimate_from_polls(100.0, [(101.0, False)]) is None
