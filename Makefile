@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench bench-ocr bench-polling
+.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-rate
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -66,7 +66,10 @@ bench-ocr: $(STAMP)  ## the emulator's OCR time per region and per page
 bench-polling: $(STAMP)  ## calls per job against detection lag, ocrflow's policies and the usual ones
 	$(BIN)/python bench/polling.py
 
-bench: bench-polling bench-ocr  ## every benchmark (tables on stdout, figures in bench/results)
+bench-rate: $(STAMP)  ## a shared request budget against a rate-limited service
+	$(BIN)/python bench/rate_budget.py
+
+bench: bench-polling bench-rate bench-ocr  ## every benchmark (tables on stdout, figures in bench/results)
 
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock

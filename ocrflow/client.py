@@ -45,6 +45,7 @@ from ocrflow.models import (
 )
 from ocrflow.poller import wait_until_completed
 from ocrflow.polling import PollPolicy
+from ocrflow.ratelimit import RateLimiter
 from ocrflow.settings import ClientSettings
 
 RECOGNIZE_REGIONS_PATH = "/v5.0/ocr/RecognizeRegions"
@@ -64,7 +65,8 @@ class OcrClient:
     """Async client of the RecognizeRegions endpoints; use as ``async with OcrClient(s) as c``.
 
     ``transport`` is the I/O seam (``httpx.MockTransport``, ``httpx.ASGITransport``) and
-    ``sleep``/``rand`` make the retry waits testable without real time.
+    ``sleep``/``rand``/``clock`` make retry waits and the rate budget testable without real
+    time.
     """
 
     def __init__(
@@ -75,9 +77,15 @@ class OcrClient:
         auth: httpx.Auth | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rand: Callable[[], float] = _SYSTEM_RANDOM.random,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self._slots = asyncio.Semaphore(settings.concurrency)  # bounds calls, not waits
+        self._budget = (
+            RateLimiter(settings.rate_limit_rps, clock=clock, sleep=sleep)
+            if settings.rate_limit_rps
+            else None
+        )
         self._sleep = sleep
         self._rand = rand
         self.auth = auth or ClientCredentialsAuth(
@@ -225,8 +233,7 @@ class OcrClient:
             last = attempt == attempts
             retry_after_s: float | None = None
             try:
-                async with self._slots:
-                    response = await self._http.request(method, path, **request)
+                response = await self._send(method, path, **request)
             except httpx.HTTPError as exc:
                 error: OcrflowError = TransportError(
                     f"{method} {path} failed: {type(exc).__name__}: {exc}".rstrip(": ")
@@ -262,6 +269,13 @@ class OcrClient:
                 )
             )
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    async def _send(self, method: str, path: str, **request: Any) -> httpx.Response:
+        """One request, within the rate budget and the concurrency bound."""
+        if self._budget is not None:
+            await self._budget.acquire()
+        async with self._slots:
+            return await self._http.request(method, path, **request)
 
     @staticmethod
     def _read_answer(

@@ -32,6 +32,9 @@ class ClientSettings(BaseSettings):
     pool_timeout_s: float = Field(30.0, gt=0)
 
     concurrency: int = Field(8, ge=1, le=256, description="HTTP calls in flight at once")
+    rate_limit_rps: float | None = Field(
+        None, gt=0, description="at most this many requests a second (shared by a whole run)"
+    )
     max_attempts: int = Field(5, ge=1, le=20, description="tries per HTTP call, first included")
     backoff_base_s: float = Field(0.5, gt=0, description="first transient-retry delay cap")
     backoff_cap_s: float = Field(20.0, gt=0, description="largest transient-retry delay")

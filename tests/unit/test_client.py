@@ -71,7 +71,11 @@ def make_client(api: Api, clock: FakeClock, **overrides: object) -> OcrClient:
         }
     )
     return OcrClient(
-        config, transport=httpx.MockTransport(api), sleep=clock.sleep, rand=lambda: 1.0
+        config,
+        transport=httpx.MockTransport(api),
+        sleep=clock.sleep,
+        rand=lambda: 1.0,
+        clock=clock,
     )
 
 
@@ -313,3 +317,12 @@ async def test_wait_for_result_polls_until_completed() -> None:
         response = await client.wait_for_result(JOB, policy, clock=clock)
     assert response.task_status is TaskStatus.COMPLETED
     assert clock.sleeps == [2.0, 4.0]
+
+
+async def test_rate_budget_spaces_every_request() -> None:
+    clock = FakeClock()
+    api = Api(ocr_answer())
+    async with make_client(api, clock, rate_limit_rps=4.0) as client:
+        for _ in range(5):
+            await client.get_result(JOB)
+    assert clock.sleeps == [0.25, 0.25, 0.25, 0.25]
