@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-rate
+.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-rate bench-overhead
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -69,7 +69,10 @@ bench-polling: $(STAMP)  ## calls per job against detection lag, ocrflow's polic
 bench-rate: $(STAMP)  ## a shared request budget against a rate-limited service
 	$(BIN)/python bench/rate_budget.py
 
-bench: bench-polling bench-rate bench-ocr  ## every benchmark (tables on stdout, figures in bench/results)
+bench-overhead: $(STAMP)  ## the flow against the bare client on 1,000 completed jobs; peak RSS at 10,000
+	$(BIN)/python bench/overhead.py
+
+bench: bench-polling bench-rate bench-ocr  ## the quick benchmarks (bench-overhead runs apart: about 12 min)
 
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock

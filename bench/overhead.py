@@ -1,0 +1,266 @@
+"""Benchmark: what Prefect adds to the bare client, and the flow's memory, on completed jobs.
+
+Starts a local Prefect server (SQLite, tuned recorder batches) and the emulator in simulation
+mode, both on 127.0.0.1; submits completed jobs into a fresh ledger; then settles them twice,
+at the same HTTP concurrency: by the ``fetch-results`` flow in its own process, and by the core
+client alone in one asyncio process (GET, decode, process, store). Prints throughput, their
+ratio, the flow process's peak RSS and how many task runs the server recorded.
+Run: ``make bench-overhead`` (``--jobs 1000 --latency-ms 0 100``; ``--memory-jobs 10000``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from emulator.app import create_app
+from emulator.server import free_port, serve_in_thread
+from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings
+from ocrflow.client import OcrClient
+from ocrflow.ledger import Ledger, NewResult
+from ocrflow.models import Rect, Region
+from ocrflow.processing import process_response
+from ocrflow.settings import OcrflowSettings
+
+CONCURRENCY = 8
+SERVER_TUNING = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "100",
+}
+FLOW_SCRIPT = """
+import asyncio, json, sys, time
+from flows.fetch_results import fetch_results
+ids = json.load(open(sys.argv[1]))
+started = time.perf_counter()
+state = asyncio.run(fetch_results(job_ids=ids, return_state=True))
+print(json.dumps({"seconds": time.perf_counter() - started, "flow_run_id": str(state.state_details.flow_run_id), "state": state.type.value}))
+"""
+
+
+def settings(base_url: str, ledger_url: str) -> OcrflowSettings:
+    return OcrflowSettings.model_validate(
+        {
+            "base_url": base_url,
+            "client_id": DEMO_CLIENT_ID,
+            "client_secret": DEMO_CLIENT_SECRET,
+            "ledger_url": ledger_url,
+            "concurrency": CONCURRENCY,
+        }
+    )
+
+
+async def seed_jobs(config: OcrflowSettings, count: int) -> list[str]:
+    """Submit ``count`` jobs (simulation: done at once) and record them in the ledger."""
+    region = [Region(rect=Rect.from_xywh(0, 0, 200, 30))]
+    ledger = await Ledger.open(config.ledger_url)
+    try:
+        async with OcrClient(config.model_copy(update={"concurrency": 32})) as client:
+            ids = await asyncio.gather(
+                *(client.submit_regions(b"sim", region) for _ in range(count))
+            )
+        for job_id in ids:
+            await ledger.record_job(
+                job_id, image_sha256=None, source=None, regions=[{"order": 0}], settings={}
+            )
+    finally:
+        await ledger.close()
+    return list(ids)
+
+
+async def bare_client(config: OcrflowSettings, job_ids: list[str]) -> float:
+    """The same work without Prefect: GET, decode, process, store, at the same concurrency."""
+    ledger = await Ledger.open(config.ledger_url)
+    slots = asyncio.Semaphore(200)
+    try:
+        async with OcrClient(config) as client:
+            await client.get_status(job_ids[0])  # the token, outside the timing
+            started = time.perf_counter()
+
+            async def one(job_id: str) -> None:
+                async with slots:
+                    response = await client.get_result(job_id)
+                    entries = process_response(response, region_count=1, max_bytes=1 << 24)
+                    rows = [
+                        NewResult(
+                            e.index,
+                            e.region,
+                            None,
+                            e.wire_type,
+                            e.kind.value,
+                            e.text,
+                            e.structured(),
+                            None,
+                            e.error,
+                            e.warnings,
+                        )
+                        for e in entries
+                    ]
+                    await ledger.store_results(job_id, rows)
+
+            await asyncio.gather(*(one(job_id) for job_id in job_ids))
+            return time.perf_counter() - started
+    finally:
+        await ledger.close()
+
+
+def run_flow(env: dict[str, str], job_ids: list[str], workdir: Path) -> dict[str, object]:
+    ids_file = workdir / "ids.json"
+    ids_file.write_text(json.dumps(job_ids))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    done = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-c", FLOW_SCRIPT, str(ids_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    out["peak_rss_mb"] = max(peak_kb, before) / 1024
+    return out
+
+
+def count_task_runs(api: str, flow_run_id: str, expected: int, wait_s: float = 180) -> int:
+    """Task runs the server recorded for the flow run (and its subflows), waiting for stragglers."""
+    deadline = time.monotonic() + wait_s
+    count = 0
+    while time.monotonic() < deadline:
+        body = {"flow_runs": {"id": {"any_": [flow_run_id]}}}
+        count = int(httpx.post(f"{api}/task_runs/count", json=body, timeout=30).json())
+        if count >= expected:
+            break
+        time.sleep(2)
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=int, nargs="+", default=[0, 100])
+    parser.add_argument("--memory-jobs", type=int, nargs="*", default=[10_000])
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="ocrflow-bench-"))
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    server_env = {
+        **os.environ,
+        "PREFECT_HOME": str(workdir / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **SERVER_TUNING,
+    }
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen(  # noqa: S603
+        [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=server_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    emulator = create_app(
+        EmulatorSettings.model_validate(
+            {"simulate": True, "processing": {"seconds": 0}, "workers": 4}
+        )
+    )
+    rows = []
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        with serve_in_thread(emulator) as url:
+            runs = [(args.jobs, latency) for latency in args.latency_ms] + [
+                (n, 0) for n in args.memory_jobs
+            ]
+            for index, (jobs, latency) in enumerate(runs):
+                httpx.put(
+                    f"{url}/_emulator/faults", json={"latency_s": latency / 1000}
+                ).raise_for_status()
+                flow_ledger = f"sqlite+aiosqlite:///{workdir / f'flow-{index}.db'}"
+                bare_ledger = f"sqlite+aiosqlite:///{workdir / f'bare-{index}.db'}"
+                flow_ids = asyncio.run(seed_jobs(settings(url, flow_ledger), jobs))
+                env = {
+                    **os.environ,
+                    "PREFECT_API_URL": api,
+                    "PREFECT_LOGGING_LEVEL": "WARNING",
+                    "OCRFLOW_BASE_URL": url,
+                    "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
+                    "OCRFLOW_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+                    "OCRFLOW_LEDGER_URL": flow_ledger,
+                    "OCRFLOW_RESULTS_DIR": str(workdir / "results"),
+                    "OCRFLOW_CONCURRENCY": str(CONCURRENCY),
+                }
+                flow = run_flow(env, flow_ids, workdir)
+                bare_s = None
+                if (jobs, latency) in [(args.jobs, lat) for lat in args.latency_ms]:
+                    bare_ids = asyncio.run(seed_jobs(settings(url, bare_ledger), jobs))
+                    bare_s = asyncio.run(bare_client(settings(url, bare_ledger), bare_ids))
+                recorded = count_task_runs(api, str(flow["flow_run_id"]), expected=4 * jobs)
+                rows.append(
+                    (
+                        jobs,
+                        latency,
+                        float(str(flow["seconds"])),
+                        bare_s,
+                        float(str(flow["peak_rss_mb"])),
+                        recorded,
+                        flow["state"],
+                    )
+                )
+    finally:
+        emulator.state.emulator.jobs.close()
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    print(
+        f"\n{'jobs':>6} {'latency':>8} {'flow jobs/s':>12} {'client jobs/s':>14} {'ratio':>6} {'flow peak RSS':>14} {'task runs':>10} {'state':>10}"
+    )
+    for jobs, latency, flow_s, bare_s, rss, recorded, state in rows:
+        client = f"{jobs / bare_s:14.1f}" if bare_s else f"{'':>14}"
+        ratio = f"{(bare_s / flow_s):6.2f}" if bare_s else f"{'':>6}"
+        print(
+            f"{jobs:>6} {latency:>6}ms {jobs / flow_s:>12.1f} {client} {ratio} {rss:>11.0f} MB {recorded:>10} {state:>10}"
+        )
+    out = Path(__file__).resolve().parent / "results" / "overhead.json"
+    out.write_text(
+        json.dumps(
+            [
+                dict(
+                    zip(
+                        (
+                            "jobs",
+                            "latency_ms",
+                            "flow_s",
+                            "client_s",
+                            "flow_peak_rss_mb",
+                            "task_runs_recorded",
+                            "state",
+                        ),
+                        r,
+                        strict=True,
+                    )
+                )
+                for r in rows
+            ],
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
