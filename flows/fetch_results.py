@@ -168,10 +168,7 @@ async def _first_look(runtime: Runtime, default: Any, record: JobRecord | None) 
     median, seen = runtime.model.median(key), runtime.model.count(key)
     if median is None or seen < policy.warmup:
         return default
-    submitted_at = record.created_at
-    if submitted_at.tzinfo is None:  # SQLite hands back naive UTC times
-        submitted_at = submitted_at.replace(tzinfo=UTC)
-    age_s = (datetime.now(UTC) - submitted_at).total_seconds()
+    age_s = (datetime.now(UTC) - record.created_at).total_seconds()
     wait_s = policy.next_delay(
         attempt=0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
     )

@@ -449,11 +449,16 @@ def _job_record(row: JobRow) -> JobRecord:
         replaces=row.replaces,
         replaced_by=row.replaced_by,
         last_error=row.last_error,
-        created_at=row.created_at,
-        finished_at=row.finished_at,
+        created_at=_aware(row.created_at),
+        finished_at=None if row.finished_at is None else _aware(row.finished_at),
         image_bytes=row.image_bytes,
         processing_s=row.processing_s,
     )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without their zone; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _result_record(row: ResultRow) -> ResultRecord:

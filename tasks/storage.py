@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -46,10 +45,7 @@ async def store_results(
     processing_s = None
     polls = runtime.poll_log.pop(job_id, [])
     if submitted is not None:
-        submitted_at = submitted.created_at
-        if submitted_at.tzinfo is None:  # SQLite hands back naive UTC times
-            submitted_at = submitted_at.replace(tzinfo=UTC)
-        processing_s = estimate_from_polls(submitted_at.timestamp(), polls)
+        processing_s = estimate_from_polls(submitted.created_at.timestamp(), polls)
         if processing_s is not None:
             key = job_class(submitted.image_bytes or 0, len(submitted.regions))
             runtime.model.observe(key, processing_s)

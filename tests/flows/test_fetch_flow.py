@@ -99,7 +99,7 @@ async def test_each_result_type_end_to_end(ocrflow_env: Path, result_type: Resul
 async def test_a_pending_job_completes_through_the_task_retries(
     ocrflow_env: Path, emulator: RunningEmulator
 ) -> None:
-    emulator.set_processing_s(1.0)
+    emulator.set_processing_s(2.5)  # well past the fetch flow's own start-up time
     (job_id,) = await submit(sample())
     state, summary = await fetch([job_id])
     assert state.is_completed(), state.message
@@ -253,5 +253,4 @@ async def test_learned_polling_takes_over_once_a_class_has_completions(
     assert quick is not None
     assert learned.processing_s is not None
     assert 0.2 < learned.processing_s < 3.0
-    assert learned.polls >= 2
-    assert quick.polls == 1
+    assert quick.polls == 1  # first look at an age of 2 s (the lag budget): done by then
