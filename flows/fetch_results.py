@@ -69,15 +69,21 @@ async def settle_jobs(runtime: Runtime, job_ids: list[str] | None) -> FetchSumma
     requested = job_ids if job_ids is not None else await runtime.ledger.unfinished_job_ids()
     reports: dict[int, JobReport] = {}
     valid: dict[int, str] = {}
+    seen: set[str] = set()
     for index, raw in enumerate(requested):
         try:
-            valid[index] = validate_job_id(raw)
+            job_id = validate_job_id(raw)
         except InvalidJobIdError as exc:
             reports[index] = JobReport(
                 job_id=str(raw)[:80], outcome=Outcome.INVALID, known=False, message=str(exc)
             )
+            continue
+        if job_id in seen:  # settled once; a second report would only repeat the first
+            continue
+        seen.add(job_id)
+        valid[index] = job_id
     records = {r.job_id: r for r in await runtime.ledger.jobs(set(valid.values()))}
-    progress = Progress(len(requested))
+    progress = Progress(len(valid) + len(reports))
     await progress.start()
     check = configured_check_status(runtime.settings.poll_policy())
     slots = asyncio.Semaphore(runtime.settings.window)

@@ -179,6 +179,9 @@ class ResultRecord(NewResult):
     job_id: str
 
 
+_IN_LIST_CHUNK = 500
+
+
 def image_digest(data: bytes) -> str:
     """The SHA-256 by which an image is kept."""
     return hashlib.sha256(data).hexdigest()
@@ -273,10 +276,16 @@ class Ledger:
     async def jobs(self, job_ids: Iterable[str] | None = None) -> list[JobRecord]:
         """Jobs by id (all when None), oldest first."""
         query = select(JobRow).order_by(JobRow.created_at, JobRow.job_id)
-        if job_ids is not None:
-            query = query.where(JobRow.job_id.in_([validate_job_id(j) for j in job_ids]))
         async with self._sessions() as session:
-            return [_job_record(row) for row in (await session.scalars(query)).all()]
+            if job_ids is None:
+                return [_job_record(row) for row in (await session.scalars(query)).all()]
+            wanted = sorted({validate_job_id(j) for j in job_ids})
+            rows: list[JobRow] = []
+            for start in range(0, len(wanted), _IN_LIST_CHUNK):  # SQLite caps bound parameters
+                chunk = wanted[start : start + _IN_LIST_CHUNK]
+                rows += (await session.scalars(query.where(JobRow.job_id.in_(chunk)))).all()
+        rows.sort(key=lambda row: (_aware(row.created_at), row.job_id))
+        return [_job_record(row) for row in rows]
 
     async def unfinished_job_ids(self, limit: int | None = None) -> list[str]:
         """Ids of the jobs a sweep should fetch, oldest first."""

@@ -254,3 +254,12 @@ async def test_learned_polling_takes_over_once_a_class_has_completions(
     assert learned.processing_s is not None
     assert 0.2 < learned.processing_s < 3.0
     assert quick.polls == 1  # first look at an age of 2 s (the lag budget): done by then
+
+
+async def test_an_id_given_twice_is_settled_once(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    (job_id,) = await submit(sample())
+    state, summary = await fetch([job_id, job_id.upper()])
+    assert state.is_completed(), state.message
+    assert [r.job_id for r in summary.reports] == [job_id]

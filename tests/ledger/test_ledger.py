@@ -140,3 +140,11 @@ async def test_processing_times_come_back_with_size_and_region_count(ledger: Led
     await ledger.store_results(JOB_A, [result(0)], processing_s=2.5)
     await ledger.store_results(JOB_B, [result(0)])  # no estimate: not listed
     assert await ledger.processing_times() == [(1234, 1, 2.5)]
+
+
+async def test_many_ids_are_read_in_chunks(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    await add(ledger, JOB_B)
+    others = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(1200)]
+    found = await ledger.jobs([JOB_B, *others, JOB_A, JOB_A])
+    assert [job.job_id for job in found] == [JOB_A, JOB_B]
