@@ -98,8 +98,22 @@ def stack(
         stop_stack(running)
 
 
+class PatientClient(httpx.Client):
+    """The Prefect API as a careful client uses it: a busy SQLite server answers 503 at times
+    (it did in CI, right after start-up), so 503 and 429 are tried again, a bounded number of
+    times, as Prefect's own client does."""
+
+    def request(self, *args: Any, **kwargs: Any) -> httpx.Response:
+        for attempt in range(10):
+            response = super().request(*args, **kwargs)
+            if response.status_code not in (429, 503):
+                return response
+            time.sleep(min(0.5 * 2**attempt, 5.0))
+        return response
+
+
 def api(stack: Stack) -> httpx.Client:
-    return httpx.Client(base_url=stack.api_url, timeout=30)
+    return PatientClient(base_url=stack.api_url, timeout=30)
 
 
 async def submit_recorded_job(stack: Stack, secret: str) -> str:
