@@ -93,19 +93,7 @@ async def bare_client(config: OcrflowSettings, job_ids: list[str]) -> float:
                     response = await client.get_result(job_id)
                     entries = process_response(response, region_count=1, max_bytes=1 << 24)
                     rows = [
-                        NewResult(
-                            e.index,
-                            e.region,
-                            None,
-                            e.wire_type,
-                            e.kind.value,
-                            e.text,
-                            e.structured(),
-                            None,
-                            e.error,
-                            e.warnings,
-                        )
-                        for e in entries
+                        NewResult.from_entry(e, region_name=None, file_path=None) for e in entries
                     ]
                     await ledger.store_results(job_id, rows)
 

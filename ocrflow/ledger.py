@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ocrflow.ids import validate_job_id
+from ocrflow.processing import ProcessedEntry
 
 
 class JobState(StrEnum):
@@ -170,6 +171,24 @@ class NewResult:
     file_path: str | None
     error: str | None
     warnings: list[str]
+
+    @classmethod
+    def from_entry(
+        cls, entry: ProcessedEntry, *, region_name: str | None, file_path: str | None
+    ) -> NewResult:
+        """The row to store for a processed entry."""
+        return cls(
+            entry_index=entry.index,
+            region=entry.region,
+            region_name=region_name,
+            wire_type=entry.wire_type,
+            kind=entry.kind.value,
+            text=entry.text,
+            structured=entry.structured(),
+            file_path=file_path,
+            error=entry.error,
+            warnings=list(entry.warnings),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,22 +395,7 @@ class Ledger:
             row.processing_s = processing_s
             row.last_error = None
             row.finished_at = _now()
-            session.add_all(
-                ResultRow(
-                    job_id=job_id,
-                    entry_index=r.entry_index,
-                    region=r.region,
-                    region_name=r.region_name,
-                    wire_type=r.wire_type,
-                    kind=r.kind,
-                    text=r.text,
-                    structured=r.structured,
-                    file_path=r.file_path,
-                    error=r.error,
-                    warnings=list(r.warnings),
-                )
-                for r in results
-            )
+            session.add_all(ResultRow(job_id=job_id, **asdict(r)) for r in results)
             return True
 
     async def processing_times(self, limit: int = 2000) -> list[tuple[int | None, int, float]]:
@@ -471,16 +475,5 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _result_record(row: ResultRow) -> ResultRecord:
-    return ResultRecord(
-        job_id=row.job_id,
-        entry_index=row.entry_index,
-        region=row.region,
-        region_name=row.region_name,
-        wire_type=row.wire_type,
-        kind=row.kind,
-        text=row.text,
-        structured=row.structured,
-        file_path=row.file_path,
-        error=row.error,
-        warnings=list(row.warnings or []),
-    )
+    values = {f.name: getattr(row, f.name) for f in fields(ResultRecord)}
+    return ResultRecord(**{**values, "warnings": list(row.warnings or [])})

@@ -257,7 +257,7 @@ def setup_alerts(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not webhook_url.startswith(("http://", "https://")):
         raise UserError(f"not an http(s) URL: {webhook_url}")
-    from ocrflow_cli.alerts import setup_alerts as create  # noqa: PLC0415
+    from ocrflow_cli.server_setup import setup_alerts as create  # noqa: PLC0415
 
     automation_id = asyncio.run(create(webhook_url))
     console.print(f"alerts go to {webhook_url} (automation {automation_id})")
@@ -267,7 +267,7 @@ def setup_alerts(
 def sweep_interval(seconds: Annotated[int, typer.Argument(min=5, help="seconds")]) -> None:
     """Set how often the deployed sweep runs (replaces its schedule on the server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from ocrflow_cli.alerts import set_sweep_interval  # noqa: PLC0415
+    from ocrflow_cli.server_setup import set_sweep_interval  # noqa: PLC0415
 
     asyncio.run(set_sweep_interval(seconds))
     console.print(f"the sweep now runs every {seconds} s")

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from ocrflow.models import OcrResponse
 from ocrflow.processing import DecodedEntry, decode_response
+from tasks.options import NOT_CACHED
 from tasks.runtime import current_runtime
 
 
 @task(
     name="decode-results",
     task_run_name="decode-{job_id}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    **NOT_CACHED,
 )
 async def decode_results(
     job_id: str, response: OcrResponse, region_count: int | None

@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from ocrflow.processing import DecodedEntry, ProcessedEntry, ResultKind, process_decoded
+from tasks.options import NOT_CACHED
 
 ProcessTask = Callable[[str, list[DecodedEntry]], Awaitable[list[ProcessedEntry]]]
 
@@ -17,8 +17,7 @@ def _process_task(kind: ResultKind) -> ProcessTask:
     @task(
         name=f"process-{kind.value}",
         task_run_name=f"process-{kind.value}-{{job_id}}",
-        cache_policy=NO_CACHE,
-        persist_result=False,
+        **NOT_CACHED,
     )
     async def process(job_id: str, entries: list[DecodedEntry]) -> list[ProcessedEntry]:
         # Parsing (PDFs above all) is CPU work: keep it off the flow's event loop.

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from prefect import Task, task
-from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.logging import get_run_logger
 
@@ -16,6 +15,7 @@ from ocrflow.errors import JobNotReadyError, OcrflowError, RateLimitedError, is_
 from ocrflow.models import OcrResponse, TaskStatus
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
+from tasks.options import NOT_CACHED
 from tasks.runtime import current_runtime
 
 DEFAULT_RETRIES, DEFAULT_DELAYS = PollPolicy().retry_schedule()
@@ -42,8 +42,7 @@ async def retry_when_worth_it(task: Task[Any, Any], task_run: TaskRun, state: St
     retry_delay_seconds=DEFAULT_DELAYS,
     retry_jitter_factor=0.1,
     retry_condition_fn=retry_when_worth_it,
-    cache_policy=NO_CACHE,  # a Pending answer must never come from a cache
-    persist_result=False,
+    **NOT_CACHED,  # a Pending answer must never come from a cache
 )
 async def check_status(job_id: str) -> OcrResponse:
     """GET RecognizeRegions?id=: the Completed answer; raise while it is Pending/Processing.

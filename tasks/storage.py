@@ -6,12 +6,12 @@ import asyncio
 from dataclasses import dataclass
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from ocrflow.adaptive import estimate_from_polls, job_class
 from ocrflow.ledger import JobRecord, JobState, NewResult
 from ocrflow.processing import ProcessedEntry, ResultKind
 from ocrflow.storage import write_payload
+from tasks.options import NOT_CACHED
 from tasks.runtime import current_runtime
 
 
@@ -27,8 +27,7 @@ class Stored:
 @task(
     name="store-results",
     task_run_name="store-{job_id}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    **NOT_CACHED,
 )
 async def store_results(
     job_id: str,
@@ -67,20 +66,7 @@ async def store_results(
             if entry.region is not None and entry.region < len(region_names)
             else None
         )
-        rows.append(
-            NewResult(
-                entry_index=entry.index,
-                region=entry.region,
-                region_name=name,
-                wire_type=entry.wire_type,
-                kind=entry.kind.value,
-                text=entry.text,
-                structured=entry.structured(),
-                file_path=path,
-                error=entry.error,
-                warnings=entry.warnings,
-            )
-        )
+        rows.append(NewResult.from_entry(entry, region_name=name, file_path=path))
     written = await runtime.ledger.store_results(
         job_id, rows, polls=runtime.polls.pop(job_id, 0), processing_s=processing_s
     )
@@ -90,8 +76,7 @@ async def store_results(
 @task(
     name="record-outcome",
     task_run_name="record-{job_id}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    **NOT_CACHED,
 )
 async def record_outcome(
     job_id: str,

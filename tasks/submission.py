@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from ocrflow.jobspec import JobSpec
 from ocrflow.ledger import JobState
 from ocrflow.models import RecognizeRegionsSettings, Region, to_wire
+from tasks.options import NOT_CACHED
 from tasks.runtime import current_runtime
 
 
-@task(name="submit-job", cache_policy=NO_CACHE, persist_result=False)
+@task(name="submit-job", **NOT_CACHED)
 async def submit_job(spec: JobSpec) -> str:
     """Keep the image in the ledger, send it with its regions, record the new job."""
     runtime = current_runtime()
@@ -36,8 +36,7 @@ async def submit_job(spec: JobSpec) -> str:
 @task(
     name="resubmit-job",
     task_run_name="resubmit-{job_id}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
+    **NOT_CACHED,
 )
 async def resubmit_job(job_id: str, reason: str) -> str:
     """Send a job's original image again; the new job is linked to the old one."""
