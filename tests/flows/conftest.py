@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,13 +57,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             )
 
 
-@pytest.fixture(scope="session", autouse=True)
+def _collect_prefects_leftover_sockets() -> None:
+    """Finalise now, with the warning ignored, what Prefect's client left to the collector;
+    otherwise a later test outside this folder is blamed for it when the collector runs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.fixture(scope="package", autouse=True)
 def prefect_harness() -> Iterator[None]:
     with prefect_test_harness(server_startup_timeout=120):
         yield
+        _collect_prefects_leftover_sockets()
+    _collect_prefects_leftover_sockets()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _no_leftover_sockets_after_a_flow_test() -> Iterator[None]:
+    yield
+    _collect_prefects_leftover_sockets()
+
+
+@pytest.fixture(scope="package")
 def running_emulator() -> Iterator[RunningEmulator]:
     settings = EmulatorSettings.model_validate(
         {"processing": {"seconds": 0.0}, "seed": 11, "workers": 2}
