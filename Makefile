@@ -61,16 +61,16 @@ samples: $(STAMP)  ## redraw the sample documents in samples/
 	$(BIN)/python -m emulator.samples --out samples
 
 bench-ocr: $(STAMP)  ## the emulator's OCR time per region and per page
-	$(BIN)/python bench/ocr_speed.py
+	$(BIN)/python -m bench.ocr_speed
 
 bench-polling: $(STAMP)  ## calls per job against detection lag, ocrflow's policies and the usual ones
-	$(BIN)/python bench/polling.py
+	$(BIN)/python -m bench.polling
 
 bench-rate: $(STAMP)  ## a shared request budget against a rate-limited service
-	$(BIN)/python bench/rate_budget.py
+	$(BIN)/python -m bench.rate_budget
 
 bench-overhead: $(STAMP)  ## the flow against the bare client on 1,000 completed jobs; peak RSS at 10,000
-	$(BIN)/python bench/overhead.py
+	$(BIN)/python -m bench.overhead
 
 bench: bench-polling bench-rate bench-ocr  ## the quick benchmarks (bench-overhead runs apart: about 12 min)
 

@@ -1,6 +1,6 @@
 """Benchmark: the emulator's OCR time per region and per page, on the shipped samples.
 
-Run with ``make bench-ocr`` (or ``.venv/bin/python bench/ocr_speed.py [--repeat N]``); prints a
+Run with ``make bench-ocr`` (or ``.venv/bin/python -m bench.ocr_speed [--repeat N]``); prints a
 table. Measures the recognition pipeline (decode, crop, deskew, Tesseract, render) without HTTP.
 """
 

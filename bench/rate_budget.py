@@ -3,7 +3,7 @@
 
 The emulator (simulation mode, on 127.0.0.1) rate-limits at R; the core client fetches N
 completed jobs at once, with and without its own budget of R. Prints 429s seen, calls made and
-the makespan beside calls ÷ R. Run: ``.venv/bin/python bench/rate_budget.py [--rps R] [--jobs N]``.
+the makespan beside calls ÷ R. Run: ``.venv/bin/python -m bench.rate_budget [--rps R] [--jobs N]``.
 """
 
 from __future__ import annotations

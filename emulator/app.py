@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.engine import Engine, SimulatedEngine, TesseractEngine
+from emulator.hostile import hostile_answer
 from emulator.jobs import JobStore, JobView
 from emulator.schemas import BadRequestError, parse_recognize_body
 from emulator.settings import EmulatorSettings, Faults
@@ -120,6 +121,9 @@ class FaultMiddleware:
         state.counts["requests"] += 1
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)
+        if state.chance(faults.rate_slow):
+            state.counts["fault_slow"] += 1
+            await asyncio.sleep(faults.slow_s)
         wait = state.rate_limited()
         if wait is not None:
             state.counts["fault_rate_limited"] += 1
@@ -229,6 +233,9 @@ def ocr_response(job_id: str, view: JobView, *, with_results: bool) -> dict[str,
 
 
 def _json_answer(state: EmulatorState, body: dict[str, Any]) -> Response:
+    if body["taskStatus"] == "Completed" and state.chance(state.faults.rate_hostile):
+        state.counts[f"fault_hostile_{state.faults.hostile}"] += 1
+        body = hostile_answer(body, state.faults)
     if body["results"] and state.chance(state.faults.rate_corrupt_base64):
         state.counts["fault_corrupt_base64"] += 1
         body["results"] = [dict(r) for r in body["results"]]

@@ -45,7 +45,21 @@ class Job:
     warnings: list[str] = field(default_factory=list)
     gets: int = 0
     ready_at: float | None = None
+    first_get_at: float | None = None
     seen_done_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobTiming:
+    """A job's timeline on the emulator's clock, and how many GETs it took."""
+
+    job_id: str
+    created: float
+    duration_s: float
+    ready_at: float | None
+    first_get_at: float | None
+    seen_done_at: float | None
+    gets: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +128,8 @@ class JobStore:
                 del self._jobs[job_id]
                 return NOT_EXIST
             job.gets += 1
+            if job.first_get_at is None:
+                job.first_get_at = now
             if job.phantom:
                 return NOT_EXIST
             elapsed = now - job.created
@@ -153,6 +169,17 @@ class JobStore:
             "seen_done": sum(j.seen_done_at is not None for j in jobs),
             "mean_detection_lag_s": sum(lags) / len(lags) if lags else None,
         }
+
+    def timings(self, job_ids: list[str]) -> list[JobTiming]:
+        """Each known job's timeline, for benchmarks that compare polling policies."""
+        with self._lock:
+            jobs = [self._jobs[job_id] for job_id in job_ids if job_id in self._jobs]
+        return [
+            JobTiming(
+                j.id, j.created, j.duration_s, j.ready_at, j.first_get_at, j.seen_done_at, j.gets
+            )
+            for j in jobs
+        ]
 
     def close(self) -> None:
         """Stop the workers; queued jobs are abandoned."""

@@ -23,6 +23,11 @@ class ProcessingTime(BaseModel):
     sigma: float = Field(0.0, ge=0, le=5)
 
 
+HostileResult = Literal[
+    "truncated_pdf", "billion_laughs", "xxe", "oversize", "unknown_type", "unknown_status"
+]
+
+
 class Faults(BaseModel):
     """What can go wrong, as shares of requests or jobs; all off by default."""
 
@@ -32,12 +37,24 @@ class Faults(BaseModel):
     retry_after_s: float = Field(1.0, ge=0)
     rate_5xx: Share = 0.0
     latency_s: float = Field(0.0, ge=0, le=120)
+    rate_slow: Share = 0.0
+    slow_s: float = Field(5.0, ge=0, le=600, description="how late a slow answer comes")
     rate_drop: Share = 0.0
     rate_token_expired: Share = 0.0
     rate_malformed_json: Share = 0.0
     rate_corrupt_base64: Share = 0.0
     rate_not_exist: Share = 0.0
     rate_job_error: Share = 0.0
+    rate_hostile: Share = 0.0
+    hostile: HostileResult = Field(
+        "billion_laughs", description="what replaces the first result entry of a hostile answer"
+    )
+    xxe_url: str = Field(
+        "http://127.0.0.1:9/xxe", description="the external entity a hostile XXE answer names"
+    )
+    oversize_bytes: int = Field(
+        80 * 1024 * 1024, gt=0, le=512 * 1024 * 1024, description="decoded size, oversize fault"
+    )
     token_reject_rate: Share = 0.0
     token_429_rate: Share = 0.0
     rate_limit_rps: float | None = Field(None, gt=0, description="429 beyond this many req/s")

@@ -1,18 +1,21 @@
 """The parent flow: fetch, decode, process and store the results of many jobs.
 
-Takes job ids, or every unfinished job in the ledger when none are given, and settles each:
-polls it (Prefect retries the status check until the job is done or the deadline passes),
-decodes and processes every result entry by its type, and stores it once. A job that ends
-NotExist or Error is resubmitted from the ledger's original image (a bounded number of times,
-the new job linked to the old) and polled in the same run. One job's failure never stops the
-others. The run ends Failed when any job failed for good, with the counts in its message, and
-leaves a table of every job's outcome, a markdown summary, a progress artifact and an event
-per job.
+Takes job ids, or every unfinished job in the ledger when none are given. Looks at each job
+once, in batches, and settles the ones already done a batch at a time (decode, process by
+type, store: a few task runs per batch); polls the others one by one (Prefect retries the
+status check until the job is done or the deadline passes) and stores each once. A job that
+ends NotExist or Error is resubmitted from the ledger's original image (a bounded number of
+times, the new job linked to the old) and polled in the same run. One job's failure never
+stops the others. The run ends Failed when any job failed for good, with the counts in its
+message, and leaves a table of every job's outcome, a markdown summary, a progress artifact
+and an event per job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,16 +33,24 @@ from flows.reports import (
     publish_fetch_artifacts,
 )
 from ocrflow.adaptive import job_class
-from ocrflow.errors import InvalidJobIdError, JobFailedError, JobNotFoundError, JobNotReadyError
+from ocrflow.errors import (
+    InvalidJobIdError,
+    JobFailedError,
+    JobNotFoundError,
+    JobNotReadyError,
+    OcrflowError,
+)
 from ocrflow.ids import validate_job_id
 from ocrflow.ledger import JobRecord, JobState
-from ocrflow.processing import DecodedEntry, ProcessedEntry
+from ocrflow.models import OcrResponse
+from ocrflow.outcome import require_completed
+from ocrflow.polling import PollPolicy
 from tasks.credentials import load_settings
-from tasks.decoding import decode_results
-from tasks.processing import PROCESS_TASKS
+from tasks.decoding import CompletedAnswer, decode_results
+from tasks.processing import process_by_kind
 from tasks.runtime import Runtime, open_runtime
-from tasks.status import check_every, configured_check_status
-from tasks.storage import record_outcome, store_results
+from tasks.status import check_every, configured_check_status, first_look
+from tasks.storage import StoreRequest, record_error, record_outcome, store_results
 from tasks.submission import resubmit_job
 
 
@@ -64,17 +75,44 @@ async def fetch_results(
     return Completed(message=summary.headline(), data=summary)
 
 
+@dataclass(frozen=True)
+class Checks:
+    """The status checks of a run: from a job's first poll, and after a first look."""
+
+    policy: PollPolicy
+    fresh: Any
+    after_look: Any
+
+    @classmethod
+    def of(cls, policy: PollPolicy) -> Checks:
+        return cls(
+            policy,
+            configured_check_status(policy),
+            configured_check_status(policy, polls_done=1),
+        )
+
+    def first_wait_s(self) -> float:
+        """The wait after a first look that found the job not ready."""
+        return self.policy.next_delay(1, elapsed_s=0.0, rand=random.random()) or 0.0  # noqa: S311
+
+
 async def settle_jobs(runtime: Runtime, job_ids: list[str] | None) -> FetchSummary:
-    """Settle jobs in a bounded window; reports come back in the order of the ids."""
+    """Settle jobs in batches; reports come back in the order of the ids.
+
+    Each batch gets one look (one GET per job, one task run for all): the jobs found done are
+    decoded, processed and stored together, a handful of task runs for the whole batch. Jobs
+    not done yet, failed or not found go on alone (their own status check with Prefect's
+    retries, resubmission), at most ``window`` at once.
+    """
     requested = job_ids if job_ids is not None else await runtime.ledger.unfinished_job_ids()
-    reports: dict[int, JobReport] = {}
+    invalid: dict[int, JobReport] = {}
     valid: dict[int, str] = {}
     seen: set[str] = set()
     for index, raw in enumerate(requested):
         try:
             job_id = validate_job_id(raw)
         except InvalidJobIdError as exc:
-            reports[index] = JobReport(
+            invalid[index] = JobReport(
                 job_id=str(raw)[:80], outcome=Outcome.INVALID, known=False, message=str(exc)
             )
             continue
@@ -83,33 +121,160 @@ async def settle_jobs(runtime: Runtime, job_ids: list[str] | None) -> FetchSumma
         seen.add(job_id)
         valid[index] = job_id
     records = {r.job_id: r for r in await runtime.ledger.jobs(set(valid.values()))}
-    progress = Progress(len(valid) + len(reports))
-    await progress.start()
-    check = configured_check_status(runtime.settings.poll_policy())
-    slots = asyncio.Semaphore(runtime.settings.window)
+    sweep = _Sweep(runtime, records, Progress(len(valid) + len(invalid)))
+    await sweep.progress.start()
+    for index, report in invalid.items():
+        await sweep.finish(index, report)
+    await sweep.run(valid)
+    return FetchSummary(reports=[sweep.reports[i] for i in sorted(sweep.reports)])
 
-    async def settle_one(index: int, job_id: str) -> None:
-        async with slots:
-            try:
-                report = await settle_job(runtime, check, job_id, records.get(job_id))
-            except Exception as exc:  # one job's trouble never stops the others
-                report = JobReport(
-                    job_id=job_id, outcome=Outcome.ERROR, message=f"{type(exc).__name__}: {exc}"
-                )
-        reports[index] = report
+
+class _Sweep:
+    """One run's jobs on their way: batches looked at together, the rest settled alone."""
+
+    def __init__(self, runtime: Runtime, records: dict[str, JobRecord], progress: Progress):
+        self.runtime, self.records, self.progress = runtime, records, progress
+        settings = runtime.settings
+        self.checks = Checks.of(settings.poll_policy())
+        self.batch = min(settings.batch, settings.window)
+        self.alone_slots = asyncio.Semaphore(settings.window)
+        self.batch_slots = asyncio.Semaphore(max(1, settings.window // self.batch))
+        # Two batches look at once, so that while they wait on the service the batches looked
+        # at before them are decoded and stored: the service's end stays busy throughout.
+        self.look_slots = asyncio.Semaphore(2)
+        self.alone: list[asyncio.Task[None]] = []
+        self.reports: dict[int, JobReport] = {}
+
+    async def run(self, valid: dict[int, str]) -> None:
+        batches: list[list[tuple[int, str]]] = [[]]
+        for index, job_id in valid.items():
+            record = self.records.get(job_id)
+            if _settled_without_a_look(record) or not _due_now(self.runtime, record):
+                self.go_alone(index, job_id)  # nothing to look at now (or ever): no batch
+                continue
+            if len(batches[-1]) == self.batch:
+                batches.append([])
+            batches[-1].append((index, job_id))
+        await asyncio.gather(
+            *(self.settle_batch(n, members) for n, members in enumerate(batches, 1) if members)
+        )
+        await asyncio.gather(*self.alone)
+
+    async def finish(self, index: int, report: JobReport) -> None:
+        self.reports[index] = report
+        if report.outcome is Outcome.ERROR and report.job_id in self.records:
+            await _keep_error(report)
         emit_job_event(report)
-        await progress.advance(report)
+        await self.progress.advance(report)
 
-    for report in list(reports.values()):  # the invalid ids are settled already
-        await progress.advance(report)
-    await asyncio.gather(*(settle_one(index, job_id) for index, job_id in valid.items()))
-    return FetchSummary(reports=[reports[i] for i in sorted(reports)])
+    def go_alone(self, index: int, job_id: str, looked: Exception | None = None) -> None:
+        self.alone.append(asyncio.create_task(self.settle_alone(index, job_id, looked)))
+
+    async def settle_alone(self, index: int, job_id: str, looked: Exception | None) -> None:
+        async with self.alone_slots:
+            try:
+                record = self.records.get(job_id)
+                report = await settle_job(self.runtime, self.checks, job_id, record, looked)
+            except Exception as exc:  # one job's trouble never stops the others
+                report = _error_report(job_id, exc)
+        await self.finish(index, report)
+
+    async def settle_batch(self, number: int, members: list[tuple[int, str]]) -> None:
+        async with self.batch_slots:
+            label = f"batch-{number}-of-{len(members)}-jobs"
+            try:
+                async with self.look_slots:
+                    answers = await first_look(label, [job_id for _, job_id in members])
+            except Exception as exc:  # the look itself failed: each job is polled alone
+                get_run_logger().warning("first look of %s failed: %s", label, exc)
+                answers = {}
+            done: dict[str, CompletedAnswer] = {}
+            indexes: dict[str, int] = {}
+            for index, job_id in members:
+                answer = answers.get(job_id)
+                if isinstance(answer, OcrResponse):
+                    try:
+                        require_completed(answer, job_id)
+                    except OcrflowError as exc:
+                        answer = exc
+                    else:
+                        record = self.records.get(job_id)
+                        done[job_id] = CompletedAnswer(answer, _region_count(record))
+                        indexes[job_id] = index
+                        continue
+                # Not ready, failed or not found: it goes on alone from this answer. Any other
+                # trouble (a transient fault the client gave up on) starts its polls afresh.
+                known = (JobNotReadyError, JobFailedError, JobNotFoundError)
+                self.go_alone(index, job_id, answer if isinstance(answer, known) else None)
+            if not done:
+                return
+            try:
+                stored = await settle_completed(
+                    self.runtime, label, done, self.records, originals=True
+                )
+            except Exception as exc:  # left unfinished in the ledger for the next sweep
+                stored = {job_id: _error_report(job_id, exc) for job_id in done}
+            for job_id, report in stored.items():
+                await self.finish(indexes[job_id], report)
+
+
+async def settle_completed(
+    runtime: Runtime,
+    label: str,
+    done: dict[str, CompletedAnswer],
+    records: dict[str, JobRecord],
+    *,
+    originals: bool,
+) -> dict[str, JobReport]:
+    """Decode, process and store completed jobs: three or four task runs for all of them.
+
+    ``originals``: the jobs are the ones the ledger records were submitted as (not
+    resubmissions), so their polls date from those records.
+    """
+    decoded = await decode_results(label, done)
+    processed = await process_by_kind(label, decoded)
+    requests = [
+        StoreRequest(
+            job_id,
+            processed[job_id],
+            _region_names(records.get(job_id)),
+            records.get(job_id) if originals else None,
+        )
+        for job_id in done
+    ]
+    stored = await store_results(label, requests)
+    reports: dict[str, JobReport] = {}
+    for job_id, result in stored.items():
+        record = records.get(job_id)
+        if result.error is not None:
+            reports[job_id] = JobReport(
+                job_id=job_id, outcome=Outcome.ERROR, known=record is not None, message=result.error
+            )
+            continue
+        reports[job_id] = JobReport(
+            job_id=job_id,
+            outcome=Outcome.STORED if result.written else Outcome.ALREADY_DONE,
+            final_job_id=job_id,
+            known=record is not None,
+            entries=result.entries,
+            failed_entries=result.failed_entries,
+            message=f"{result.entries - result.failed_entries} of {result.entries} entries ok",
+        )
+    return reports
 
 
 async def settle_job(
-    runtime: Runtime, check: Any, job_id: str, record: JobRecord | None
+    runtime: Runtime,
+    checks: Checks,
+    job_id: str,
+    record: JobRecord | None,
+    looked: Exception | None = None,
 ) -> JobReport:
-    """Poll one job to its end, resubmitting it when it fails and the ledger allows."""
+    """Poll one job to its end, resubmitting it when it fails and the ledger allows.
+
+    ``looked``: what a first look at the job found (not ready, failed or not found), so that
+    it is not asked again at once.
+    """
     if record is not None and record.state.is_final:
         return JobReport(
             job_id=job_id,
@@ -117,13 +282,29 @@ async def settle_job(
             final_job_id=record.replaced_by or job_id,
             message=f"already {record.state.value} in the ledger: not fetched again",
         )
+    if record is not None and record.resubmission_interrupted:
+        message = (
+            f"a resubmission of this job began at {record.resubmitting_since:%Y-%m-%d %H:%M:%S} "
+            "UTC and was never recorded (the run stopped); it may have reached the service, "
+            "so the image is not sent again"
+        )
+        await record_outcome(job_id, JobState.FAILED, error=message)
+        return JobReport(
+            job_id=job_id, outcome=Outcome.FAILED, final_job_id=job_id, message=message
+        )
     limit = runtime.settings.max_resubmissions
     line = JobReport(job_id=job_id, outcome=Outcome.STORED, known=record is not None)
     current = job_id
-    poll = await _first_look(runtime, check, record)
     while True:
         line.final_job_id = current
         try:
+            if isinstance(looked, (JobFailedError, JobNotFoundError)):
+                raise looked
+            if current == job_id:
+                poll = await _next_look(runtime, checks, record, polled=looked is not None)
+            else:
+                poll = checks.fresh  # a resubmitted job: the capped exponential policy
+            looked = None
             response = await poll(current)
         except JobNotReadyError as exc:
             deadline = runtime.settings.poll_deadline_s
@@ -134,6 +315,7 @@ async def settle_job(
             )
             return line
         except (JobFailedError, JobNotFoundError) as exc:
+            looked = None
             if record is None:
                 why = "the ledger does not know this job, so it cannot be resubmitted"
             elif not record.can_resubmit:
@@ -143,44 +325,92 @@ async def settle_job(
             else:
                 current = await resubmit_job(current, reason=str(exc))
                 line.resubmissions += 1
-                poll = check
                 continue
             line.outcome, line.message = Outcome.FAILED, f"{exc}; {why}"
             status = "Error" if isinstance(exc, JobFailedError) else "NotExist"
             await record_outcome(current, JobState.FAILED, error=line.message, last_status=status)
             return line
-        region_count = len(record.regions) if record is not None and record.regions else None
-        decoded = await decode_results(current, response, region_count)
-        processed = await _process(current, decoded)
-        submitted = record if current == job_id else None  # its polls date from its submission
-        stored = await store_results(current, processed, _region_names(record), submitted)
-        line.outcome = Outcome.STORED if stored.written else Outcome.ALREADY_DONE
-        line.entries, line.failed_entries = stored.entries, stored.failed_entries
-        line.message = f"{stored.entries - stored.failed_entries} of {stored.entries} entries ok"
+        done = {current: CompletedAnswer(response, _region_count(record))}
+        records = {current: record} if record is not None else {}
+        stored = await settle_completed(
+            runtime, current, done, records, originals=current == job_id
+        )
+        report = stored[current]
+        line.outcome, line.message = report.outcome, report.message
+        line.entries, line.failed_entries = report.entries, report.failed_entries
         return line
 
 
-async def _first_look(runtime: Runtime, default: Any, record: JobRecord | None) -> Any:
-    """Wait until the job's first poll is due and return the status check to poll it with.
+def _learned(runtime: Runtime, record: JobRecord | None) -> tuple[float, int] | None:
+    """The learned median time and observation count of the job's class, once warmed up."""
+    if record is None:
+        return None
+    key = job_class(record.image_bytes or 0, len(record.regions))
+    median, seen = runtime.model.median(key), runtime.model.count(key)
+    if median is None or seen < runtime.policy.warmup:
+        return None
+    return median, seen
+
+
+def _due_now(runtime: Runtime, record: JobRecord | None) -> bool:
+    """Whether the job's first poll is due now (the learned policy may wait for it)."""
+    learned = _learned(runtime, record)
+    if learned is None or record is None:
+        return True
+    age_s = (datetime.now(UTC) - record.created_at).total_seconds()
+    wait_s = runtime.policy.next_delay(
+        attempt=0, age_s=age_s, elapsed_s=0.0, median_s=learned[0], observations=learned[1]
+    )
+    return not wait_s
+
+
+async def _next_look(
+    runtime: Runtime, checks: Checks, record: JobRecord | None, *, polled: bool
+) -> Any:
+    """Wait until the job's next poll is due and return the status check to poll it with.
 
     Once the job's class has enough completed jobs in the ledger, the learned policy decides:
     a job old enough to be done is polled at once, others on the multiples of the class's lag
-    budget in their age. Before that, the capped exponential policy, polling at once.
+    budget in their age. Before that, the capped exponential policy. ``polled``: a first look
+    found the job not ready a moment ago.
     """
-    if record is None:
-        return default
+    learned = _learned(runtime, record)
+    if learned is None or record is None:
+        if not polled:
+            return checks.fresh
+        await asyncio.sleep(checks.first_wait_s())
+        return checks.after_look
+    median, seen = learned
     policy = runtime.policy
-    key = job_class(record.image_bytes or 0, len(record.regions))
-    median, seen = runtime.model.median(key), runtime.model.count(key)
-    if median is None or seen < policy.warmup:
-        return default
     age_s = (datetime.now(UTC) - record.created_at).total_seconds()
     wait_s = policy.next_delay(
-        attempt=0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
+        attempt=1 if polled else 0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
     )
     if wait_s:
         await asyncio.sleep(wait_s)
     return check_every(policy.lag_budget(median), runtime.settings.poll_deadline_s)
+
+
+def _settled_without_a_look(record: JobRecord | None) -> bool:
+    """Final already, or its resubmission was interrupted: the ledger alone settles it."""
+    return record is not None and (record.state.is_final or record.resubmission_interrupted)
+
+
+async def _keep_error(report: JobReport) -> None:
+    """Write why a job could not be settled into the ledger; it stays unfinished for a rerun."""
+    try:
+        await record_error(report.final_job_id or report.job_id, report.message)
+    except Exception as exc:  # the report still carries it; the ledger may be what failed
+        get_run_logger().warning("could not keep the error of %s: %s", report.job_id, exc)
+
+
+def _error_report(job_id: str, exc: Exception) -> JobReport:
+    """A job this run could not settle: left unfinished for the next one."""
+    return JobReport(job_id=job_id, outcome=Outcome.ERROR, message=f"{type(exc).__name__}: {exc}")
+
+
+def _region_count(record: JobRecord | None) -> int | None:
+    return len(record.regions) if record is not None and record.regions else None
 
 
 def _region_names(record: JobRecord | None) -> list[str | None]:
@@ -188,17 +418,6 @@ def _region_names(record: JobRecord | None) -> list[str | None]:
     if record is None:
         return []
     return [r.get("name") for r in sorted(record.regions, key=lambda r: r.get("order", 0))]
-
-
-async def _process(job_id: str, decoded: list[DecodedEntry]) -> list[ProcessedEntry]:
-    """One processing task per result kind present in the job; entries keep their order."""
-    by_kind: dict[Any, list[DecodedEntry]] = {}
-    for entry in decoded:
-        by_kind.setdefault(entry.kind, []).append(entry)
-    processed: list[ProcessedEntry] = []
-    for kind, entries in by_kind.items():
-        processed += await PROCESS_TASKS[kind](job_id, entries)
-    return sorted(processed, key=lambda entry: entry.index)
 
 
 if __name__ == "__main__":

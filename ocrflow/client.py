@@ -30,6 +30,7 @@ from ocrflow.errors import (
     OcrflowError,
     RateLimitedError,
     ResponseFormatError,
+    ResponseTooLargeError,
     TransportError,
     excerpt,
     is_transient,
@@ -275,7 +276,33 @@ class OcrClient:
         if self._budget is not None:
             await self._budget.acquire()
         async with self._slots:
-            return await self._http.request(method, path, **request)
+            outgoing = self._http.build_request(method, path, **request)
+            response = await self._http.send(outgoing, stream=True)
+            try:
+                body = await self._read_bounded(method, path, response)
+            finally:
+                await response.aclose()
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=body, request=outgoing)
+
+    async def _read_bounded(self, method: str, path: str, response: httpx.Response) -> bytes:
+        """The answer's body, refused as soon as it passes ``max_response_bytes`` (decoded, so
+        a compressed bomb is stopped too): a hostile or broken answer cannot exhaust memory."""
+        limit = self.settings.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        too_large = f"{method} {path}: the answer is over the {limit}-byte limit; not read"
+        if declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLargeError(too_large, status_code=response.status_code)
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise ResponseTooLargeError(too_large, status_code=response.status_code)
+        return bytes(body)
 
     @staticmethod
     def _read_answer(

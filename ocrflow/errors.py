@@ -8,12 +8,14 @@
     │   ├── AuthError                        credentials rejected, token endpoint banned us, 401
     │   ├── RateLimitedError                 429/503 still answered after the retries
     │   └── ResponseFormatError              malformed JSON, an unknown status, a bad job id
+    │       └── ResponseTooLargeError        an answer over max_response_bytes, not read on
     ├── TransportError                       connection failures and timeouts after the retries
     ├── JobError                             the job itself: .job_id
     │   ├── JobNotReadyError                 Pending/Processing: poll again later
     │   ├── JobFailedError                   taskStatus Error: .messages
     │   ├── JobNotFoundError                 taskStatus NotExist: unknown, expired or cancelled
     │   └── JobTimeoutError                  still unfinished at the polling deadline
+    ├── ResubmissionInFlightError            begun by another run, or by one that died
     └── DecodeError                          one result entry could not be decoded or parsed
         └── ResultTooLargeError              an entry above the configured size limit
 
@@ -77,6 +79,10 @@ class ResponseFormatError(ApiError):
     """A 2xx answer whose body breaks the wire contract."""
 
 
+class ResponseTooLargeError(ResponseFormatError):
+    """An answer larger than the configured limit: reading stopped there, nothing kept."""
+
+
 class TransportError(OcrflowError):
     """The request never got an answer: connection refused or reset, timeout."""
 
@@ -116,6 +122,10 @@ class JobTimeoutError(JobError):
         super().__init__(message, job_id=job_id)
         self.attempts = attempts
         self.elapsed_s = elapsed_s
+
+
+class ResubmissionInFlightError(OcrflowError):
+    """A job's resubmission was begun elsewhere and never recorded: it is not sent again."""
 
 
 class DecodeError(OcrflowError):

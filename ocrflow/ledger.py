@@ -107,6 +107,9 @@ class JobRow(_Base):
         DateTime(timezone=True), default=_now, onupdate=_now
     )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set just before a resubmission is sent: if the run dies before the new job is recorded,
+    # the next run sees it and does not send the image a second time.
+    resubmitting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ResultRow(_Base):
@@ -150,11 +153,27 @@ class JobRecord:
     finished_at: datetime | None
     image_bytes: int | None = None
     processing_s: float | None = None
+    resubmitting_since: datetime | None = None
+
+    @property
+    def resubmission_interrupted(self) -> bool:
+        """A resubmission was begun and never recorded: it may have reached the service."""
+        return self.state is JobState.SUBMITTED and self.resubmitting_since is not None
 
     @property
     def can_resubmit(self) -> bool:
         """True when the original image is kept, so a new job can be sent."""
         return self.image_sha256 is not None
+
+
+@dataclass(frozen=True, slots=True)
+class JobResults:
+    """A completed job's entries to store, with its poll count and estimated processing time."""
+
+    job_id: str
+    results: list[NewResult]
+    polls: int = 0
+    processing_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +369,62 @@ class Ledger:
             )
             return bool(changed.rowcount)  # type: ignore[attr-defined]
 
+    async def begin_resubmission(self, job_id: str) -> bool:
+        """Mark an unfinished job as being resubmitted, before the image is sent again.
+
+        False when it is not unfinished or another run has begun resubmitting it: then it must
+        not be sent. The mark stays until :meth:`record_resubmission` or
+        :meth:`abandon_resubmission`; a run that dies in between leaves it, on purpose.
+        """
+        async with self._write() as session:
+            changed = await session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == validate_job_id(job_id))
+                .where(JobRow.state == JobState.SUBMITTED.value)
+                .where(JobRow.resubmitting_since.is_(None))
+                .values(resubmitting_since=_now(), updated_at=_now())
+            )
+            return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+    async def abandon_resubmission(self, job_id: str) -> None:
+        """The resubmission surely did not reach the service: it may be tried again."""
+        async with self._write() as session:
+            await session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == validate_job_id(job_id))
+                .where(JobRow.state == JobState.SUBMITTED.value)
+                .values(resubmitting_since=None, updated_at=_now())
+            )
+
+    async def record_resubmission(
+        self, old_job_id: str, new_job_id: str, *, reason: str, polls: int, image_bytes: int
+    ) -> None:
+        """In one transaction: the new job (linked to the old, same original) and the old one
+        moved to ``resubmitted``."""
+        old_job_id, new_job_id = validate_job_id(old_job_id), validate_job_id(new_job_id)
+        async with self._write() as session:
+            old = await session.get(JobRow, old_job_id)
+            if old is None:
+                raise LookupError(f"job {old_job_id} is not in the ledger")
+            if await session.get(JobRow, new_job_id) is None:
+                session.add(
+                    JobRow(
+                        job_id=new_job_id,
+                        image_sha256=old.image_sha256,
+                        source=old.source,
+                        regions=list(old.regions or []),
+                        settings=dict(old.settings or {}),
+                        replaces=old_job_id,
+                        attempt=old.attempt + 1,
+                        image_bytes=image_bytes,
+                    )
+                )
+            old.state = JobState.RESUBMITTED.value
+            old.last_error = reason
+            old.polls = old.polls + polls
+            old.replaced_by = new_job_id
+            old.finished_at = old.updated_at = _now()
+
     async def note_poll(
         self, job_id: str, *, last_status: str, polls: int, error: str | None
     ) -> None:
@@ -367,6 +442,16 @@ class Ledger:
                 )
             )
 
+    async def note_error(self, job_id: str, error: str, *, polls: int = 0) -> None:
+        """Keep why an unfinished job could not be settled; it stays unfinished."""
+        async with self._write() as session:
+            await session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == validate_job_id(job_id))
+                .where(JobRow.state == JobState.SUBMITTED.value)
+                .values(last_error=error[:2000], polls=JobRow.polls + polls, updated_at=_now())
+            )
+
     async def store_results(
         self,
         job_id: str,
@@ -380,23 +465,33 @@ class Ledger:
         Returns False, writing nothing, when the job was already stored: a job is written once.
         A job the ledger does not know yet (an id given by hand) is added first.
         """
-        job_id = validate_job_id(job_id)
+        written = await self.store_many([JobResults(job_id, list(results), polls, processing_s)])
+        return written[validate_job_id(job_id)]
+
+    async def store_many(self, jobs: Sequence[JobResults]) -> dict[str, bool]:
+        """:meth:`store_results` for many jobs in one transaction (all or none): job id →
+        whether it was written now (False: stored before, nothing written again)."""
+        written: dict[str, bool] = {}
         async with self._write() as session:
-            row = await session.get(JobRow, job_id, with_for_update=True)
-            if row is None:
-                row = JobRow(job_id=job_id, regions=[], settings={})
-                session.add(row)
-                await session.flush()
-            if row.state == JobState.STORED.value:
-                return False
-            row.state = JobState.STORED.value
-            row.last_status = "Completed"
-            row.polls = (row.polls or 0) + polls
-            row.processing_s = processing_s
-            row.last_error = None
-            row.finished_at = _now()
-            session.add_all(ResultRow(job_id=job_id, **asdict(r)) for r in results)
-            return True
+            for job in jobs:
+                job_id = validate_job_id(job.job_id)
+                row = await session.get(JobRow, job_id, with_for_update=True)
+                if row is None:
+                    row = JobRow(job_id=job_id, regions=[], settings={})
+                    session.add(row)
+                    await session.flush()
+                if row.state == JobState.STORED.value or job_id in written:
+                    written.setdefault(job_id, False)
+                    continue
+                row.state = JobState.STORED.value
+                row.last_status = "Completed"
+                row.polls = (row.polls or 0) + job.polls
+                row.processing_s = job.processing_s
+                row.last_error = None
+                row.finished_at = _now()
+                session.add_all(ResultRow(job_id=job_id, **asdict(r)) for r in job.results)
+                written[job_id] = True
+        return written
 
     async def processing_times(self, limit: int = 2000) -> list[tuple[int | None, int, float]]:
         """Recent estimated processing times, with each job's image size and region count."""
@@ -466,6 +561,9 @@ def _job_record(row: JobRow) -> JobRecord:
         finished_at=None if row.finished_at is None else _aware(row.finished_at),
         image_bytes=row.image_bytes,
         processing_s=row.processing_s,
+        resubmitting_since=(
+            None if row.resubmitting_since is None else _aware(row.resubmitting_since)
+        ),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ocrflow.adaptive import AdaptivePollPolicy
 from ocrflow.polling import RETENTION_S, PollPolicy
 
 VENDOR_BASE_URL = "https://api.aspose.cloud"
@@ -52,6 +53,11 @@ class ClientSettings(BaseSettings):
     max_image_bytes: int = Field(
         32 * 1024 * 1024, gt=0, description="largest image accepted for submission"
     )
+    max_response_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="largest answer read from the service (all entries, base64): memory bound",
+    )
 
     @model_validator(mode="after")
     def _strip_trailing_slash(self) -> ClientSettings:
@@ -76,6 +82,9 @@ class OcrflowSettings(ClientSettings):
     )
     results_dir: str = Field("var/results", description="where PDFs and raw results are written")
     window: int = Field(200, ge=1, le=5000, description="jobs handled at once by a fetch run")
+    batch: int = Field(
+        50, ge=1, le=1000, description="jobs a fetch run looks at, decodes and stores per task run"
+    )
     max_resubmissions: int = Field(
         2, ge=0, le=10, description="new jobs sent for one job that ended NotExist or Error"
     )
@@ -85,6 +94,12 @@ class OcrflowSettings(ClientSettings):
     poll_jitter: float = Field(0.1, ge=0, lt=1, description="± share of each wait, at random")
     poll_learn_after: int = Field(
         20, ge=1, description="completed jobs of a class before its learned polling is used"
+    )
+    poll_lag_floor_s: float = Field(
+        2.0, gt=0, description="learned polling: the shortest lag budget between two looks"
+    )
+    poll_lag_share: float = Field(
+        0.38, gt=0, le=1, description="learned polling: lag budget as a share of the median time"
     )
     poll_deadline_s: float = Field(
         6 * 3600.0, gt=0, lt=RETENTION_S, description="give a job up as timed out after this"
@@ -98,4 +113,13 @@ class OcrflowSettings(ClientSettings):
             max_delay_s=max(self.poll_max_delay_s, self.poll_first_delay_s),
             jitter=self.poll_jitter,
             deadline_s=self.poll_deadline_s,
+        )
+
+    def learned_poll_policy(self) -> AdaptivePollPolicy:
+        """The learned polling policy, falling back on :meth:`poll_policy` until warmed up."""
+        return AdaptivePollPolicy(
+            lag_floor_s=self.poll_lag_floor_s,
+            lag_share=self.poll_lag_share,
+            warmup=self.poll_learn_after,
+            fallback=self.poll_policy(),
         )

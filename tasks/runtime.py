@@ -51,9 +51,7 @@ async def open_runtime(settings: OcrflowSettings) -> AsyncIterator[Runtime]:
                 client,
                 ledger,
                 Path(settings.results_dir),
-                policy=AdaptivePollPolicy(
-                    warmup=settings.poll_learn_after, fallback=settings.poll_policy()
-                ),
+                policy=settings.learned_poll_policy(),
             )
             for image_bytes, regions, seconds in reversed(await ledger.processing_times()):
                 runtime.model.observe(job_class(image_bytes or 0, regions), seconds)

@@ -16,7 +16,7 @@ from ocrflow.models import OcrResponse, TaskStatus
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
 from tasks.options import NOT_CACHED
-from tasks.runtime import current_runtime
+from tasks.runtime import Runtime, current_runtime
 
 DEFAULT_RETRIES, DEFAULT_DELAYS = PollPolicy().retry_schedule()
 MAX_INLINE_RETRY_AFTER_S = 300.0
@@ -51,12 +51,8 @@ async def check_status(job_id: str) -> OcrResponse:
     decides whether to resubmit. One task run per job, however many polls it takes.
     """
     runtime = current_runtime()
-    runtime.polls[job_id] += 1
     try:
-        response = await runtime.client.get_result(job_id)
-        runtime.poll_log.setdefault(job_id, []).append(
-            (time.time(), response.task_status is TaskStatus.COMPLETED)
-        )
+        response = await _get(runtime, job_id)
     except RateLimitedError as exc:
         # Prefect's retry delays are fixed; a longer server hint is honoured here first.
         await asyncio.sleep(min(exc.retry_after_s or 0.0, MAX_INLINE_RETRY_AFTER_S))
@@ -68,6 +64,39 @@ async def check_status(job_id: str) -> OcrResponse:
         raise
 
 
+@task(
+    name="first-look",
+    task_run_name="first-look-{label}",
+    **NOT_CACHED,
+)
+async def first_look(label: str, job_ids: list[str]) -> dict[str, OcrResponse | Exception]:
+    """One GET of each job of a batch, side by side: its answer, or why there is none.
+
+    Jobs already done (most of a sweep's) are settled from this one call each, without a task
+    run of their own; the flow polls the others with ``check_status``.
+    """
+    runtime = current_runtime()
+
+    async def look(job_id: str) -> OcrResponse | Exception:
+        try:
+            return await _get(runtime, job_id)
+        except Exception as exc:  # the flow decides per job: poll again, resubmit or report
+            return exc
+
+    answers = await asyncio.gather(*(look(job_id) for job_id in job_ids))
+    return dict(zip(job_ids, answers, strict=True))
+
+
+async def _get(runtime: Runtime, job_id: str) -> OcrResponse:
+    """One GET of the job, counted and timed for the ledger and the learned policy."""
+    runtime.polls[job_id] += 1
+    response = await runtime.client.get_result(job_id)
+    runtime.poll_log.setdefault(job_id, []).append(
+        (time.time(), response.task_status is TaskStatus.COMPLETED)
+    )
+    return response
+
+
 def check_every(interval_s: float, deadline_s: float) -> Any:
     """The status check polling every ``interval_s`` (the learned policy's lag budget)."""
     return check_status.with_options(
@@ -77,9 +106,15 @@ def check_every(interval_s: float, deadline_s: float) -> Any:
     )
 
 
-def configured_check_status(policy: PollPolicy) -> Any:
-    """The status check with the retry schedule of ``policy`` (its deadline bounds the polls)."""
+def configured_check_status(policy: PollPolicy, polls_done: int = 0) -> Any:
+    """The status check with the retry schedule of ``policy`` (its deadline bounds the polls).
+
+    ``polls_done``: polls the job had before (a first look), so the schedule goes on from there.
+    """
     retries, delays = policy.retry_schedule()
+    if polls_done:
+        retries = max(retries - polls_done, 0)
+        delays = delays[polls_done:] or delays[-1:]
     return check_status.with_options(
         retries=retries,
         retry_delay_seconds=delays,

@@ -6,9 +6,10 @@ import asyncio
 from dataclasses import dataclass
 
 from prefect import task
+from prefect.logging import get_run_logger
 
 from ocrflow.adaptive import estimate_from_polls, job_class
-from ocrflow.ledger import JobRecord, JobState, NewResult
+from ocrflow.ledger import JobRecord, JobResults, JobState, NewResult
 from ocrflow.processing import ProcessedEntry, ResultKind
 from ocrflow.storage import write_payload
 from tasks.options import NOT_CACHED
@@ -22,25 +23,65 @@ class Stored:
     written: bool  # False when the job had been stored before: nothing was written again
     entries: int
     failed_entries: int
+    error: str | None = None  # the job could not be stored (it stays unfinished for a rerun)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRequest:
+    """One job's processed entries, its region names, and its ledger record when it has one."""
+
+    job_id: str
+    entries: list[ProcessedEntry]
+    region_names: list[str | None]
+    submitted: JobRecord | None = None  # the record this job was submitted as: its polls count
 
 
 @task(
     name="store-results",
-    task_run_name="store-{job_id}",
+    task_run_name="store-{label}",
     **NOT_CACHED,
 )
-async def store_results(
-    job_id: str,
-    entries: list[ProcessedEntry],
-    region_names: list[str | None],
-    submitted: JobRecord | None = None,
-) -> Stored:
-    """Write payload files, then every entry and the job's stored state in one transaction.
+async def store_results(label: str, requests: list[StoreRequest]) -> dict[str, Stored]:
+    """Store each job: payload files first, then every job's entries and stored state.
 
-    With the job's ledger record, its processing time is estimated from its polls, stored,
-    and learned by the polling policy for the jobs of its class.
+    The whole batch goes in one transaction; should that fail, each job is tried alone, so
+    one job that cannot be stored does not stop the others (its error is in its answer).
     """
     runtime = current_runtime()
+    prepared: dict[str, JobResults] = {}
+    stored: dict[str, Stored] = {}
+    for request in requests:
+        try:
+            prepared[request.job_id] = await _prepare(request)
+        except Exception as exc:  # its payload could not be written: the job stays unfinished
+            stored[request.job_id] = _not_stored(request.job_id, exc)
+    try:
+        written = await runtime.ledger.store_many(list(prepared.values()))
+    except Exception as exc:
+        get_run_logger().warning("storing %s at once failed (%s); one job at a time", label, exc)
+        written = {}
+        for job_id, job in prepared.items():
+            try:
+                written |= await runtime.ledger.store_many([job])
+            except Exception as one_exc:  # stays unfinished in the ledger: the next sweep retries
+                stored[job_id] = _not_stored(job_id, one_exc)
+    for job_id, job in prepared.items():
+        if job_id in written:
+            failed = sum(1 for row in job.results if row.error)
+            stored[job_id] = Stored(written[job_id], len(job.results), failed)
+    return stored
+
+
+def _not_stored(job_id: str, exc: Exception) -> Stored:
+    get_run_logger().error("could not store job %s: %s", job_id, exc)
+    return Stored(False, 0, 0, error=f"{type(exc).__name__}: {exc}")
+
+
+async def _prepare(request: StoreRequest) -> JobResults:
+    """A job's rows, its payload files written, its polls counted; with its ledger record, its
+    processing time is estimated from its polls and learned for the jobs of its class."""
+    runtime = current_runtime()
+    job_id, submitted, region_names = request.job_id, request.submitted, request.region_names
     processing_s = None
     polls = runtime.poll_log.pop(job_id, [])
     if submitted is not None:
@@ -49,7 +90,7 @@ async def store_results(
             key = job_class(submitted.image_bytes or 0, len(submitted.regions))
             runtime.model.observe(key, processing_s)
     rows = []
-    for entry in entries:
+    for entry in request.entries:
         path = None
         if entry.payload is not None and entry.kind in (ResultKind.PDF, ResultKind.OTHER):
             file = await asyncio.to_thread(
@@ -67,10 +108,7 @@ async def store_results(
             else None
         )
         rows.append(NewResult.from_entry(entry, region_name=name, file_path=path))
-    written = await runtime.ledger.store_results(
-        job_id, rows, polls=runtime.polls.pop(job_id, 0), processing_s=processing_s
-    )
-    return Stored(written, len(rows), sum(1 for r in rows if r.error))
+    return JobResults(job_id, rows, runtime.polls.pop(job_id, 0), processing_s)
 
 
 @task(
@@ -96,3 +134,14 @@ async def record_outcome(
         polls=runtime.polls.pop(job_id, 0),
         replaced_by=replaced_by,
     )
+
+
+@task(
+    name="record-error",
+    task_run_name="record-error-{job_id}",
+    **NOT_CACHED,
+)
+async def record_error(job_id: str, error: str) -> None:
+    """Keep why an unfinished job could not be settled in this run (it stays unfinished)."""
+    runtime = current_runtime()
+    await runtime.ledger.note_error(job_id, error, polls=runtime.polls.pop(job_id, 0))

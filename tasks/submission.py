@@ -7,8 +7,8 @@ import asyncio
 from prefect import task
 from prefect.logging import get_run_logger
 
+from ocrflow.errors import ApiError, ResubmissionInFlightError
 from ocrflow.jobspec import JobSpec
-from ocrflow.ledger import JobState
 from ocrflow.models import RecognizeRegionsSettings, Region, to_wire
 from tasks.options import NOT_CACHED
 from tasks.runtime import current_runtime
@@ -49,23 +49,19 @@ async def resubmit_job(job_id: str, reason: str) -> str:
         raise LookupError(f"the original image of job {job_id} is missing from the ledger")
     regions = [Region.model_validate(region) for region in record.regions]
     settings = RecognizeRegionsSettings.model_validate(record.settings)
-    new_id = await runtime.client.submit_regions(image, regions, settings)
-    await runtime.ledger.record_job(
-        new_id,
-        image_sha256=record.image_sha256,
-        source=record.source,
-        regions=record.regions,
-        settings=record.settings,
-        replaces=job_id,
-        attempt=record.attempt + 1,
-        image_bytes=len(image),
-    )
-    await runtime.ledger.finish(
-        job_id,
-        JobState.RESUBMITTED,
-        error=reason,
-        polls=runtime.polls.pop(job_id, 0),
-        replaced_by=new_id,
+    if not await runtime.ledger.begin_resubmission(job_id):
+        raise ResubmissionInFlightError(
+            f"job {job_id} is being resubmitted by another run (or was, when a run stopped)"
+        )
+    try:
+        new_id = await runtime.client.submit_regions(image, regions, settings)
+    except ApiError:
+        # The service answered, so it did not take the job: another try is safe.
+        await runtime.ledger.abandon_resubmission(job_id)
+        raise
+    # A transport failure leaves the mark: the image may have arrived, and is not sent again.
+    await runtime.ledger.record_resubmission(
+        job_id, new_id, reason=reason, polls=runtime.polls.pop(job_id, 0), image_bytes=len(image)
     )
     get_run_logger().info("job %s resubmitted as %s (%s)", job_id, new_id, reason)
     return new_id

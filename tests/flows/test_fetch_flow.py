@@ -19,7 +19,7 @@ from flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.client import OcrClient
 from ocrflow.jobspec import JobSpec, load_regions_file
 from ocrflow.ledger import JobState, Ledger
-from ocrflow.models import ResultType
+from ocrflow.models import ResultType, TaskStatus
 from ocrflow.settings import OcrflowSettings
 from tests.flows.conftest import SAMPLES, RunningEmulator
 
@@ -263,3 +263,49 @@ async def test_an_id_given_twice_is_settled_once(
     state, summary = await fetch([job_id, job_id.upper()])
     assert state.is_completed(), state.message
     assert [r.job_id for r in summary.reports] == [job_id]
+
+
+async def task_run_names(flow_run_id: Any, expected: int) -> list[str]:
+    """The names of a flow run's task runs, once the server has recorded ``expected`` (bounded)."""
+    names: list[str] = []
+    async with get_client() as client:
+        for _ in range(100):  # at most about 20 s: the server records task runs from events
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]})
+            )
+            names = sorted(run.name for run in runs)
+            if len(names) >= expected:
+                return names
+            await asyncio.sleep(0.2)
+    return names
+
+
+async def test_done_jobs_are_settled_in_batches_and_pending_ones_alone(
+    ocrflow_env: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCRFLOW_BATCH", "4")
+    done = await submit(*[sample()] * 6)
+    async with OcrClient(OcrflowSettings()) as client:
+        for _ in range(200):  # bounded: at most about 20 s of OCR
+            statuses = [await client.get_status(job_id) for job_id in done]
+            if all(status.task_status is TaskStatus.COMPLETED for status in statuses):
+                break
+            await asyncio.sleep(0.1)
+    emulator.set_processing_s(2.0)
+    (pending,) = await submit(sample())
+    state, summary = await fetch([*done, pending])
+    assert state.is_completed(), state.message
+    assert [r.outcome for r in summary.reports] == [Outcome.STORED] * 7
+    assert all(r.entries == len(sample().regions) for r in summary.reports)
+    names = await task_run_names(state.state_details.flow_run_id, expected=12)
+    # Two batches (4 + 3 jobs) looked at once each; the six done jobs decoded, processed and
+    # stored a batch at a time; only the pending job has a status check (and a store) alone.
+    assert [n for n in names if n.startswith("first-look")] == [
+        "first-look-batch-1-of-4-jobs",
+        "first-look-batch-2-of-3-jobs",
+    ]
+    assert [n for n in names if n.startswith("check-status")] == [f"check-status-{pending}"]
+    assert [n for n in names if n.startswith("store")] == sorted(
+        ["store-batch-1-of-4-jobs", "store-batch-2-of-3-jobs", f"store-{pending}"]
+    )
+    assert len(names) == 12

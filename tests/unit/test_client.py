@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ from ocrflow.errors import (
     InvalidJobIdError,
     RateLimitedError,
     ResponseFormatError,
+    ResponseTooLargeError,
     TransportError,
 )
 from ocrflow.models import RecognizeRegionsSettings, Rect, Region, ResultType, TaskStatus
@@ -326,3 +328,51 @@ async def test_rate_budget_spaces_every_request() -> None:
         for _ in range(5):
             await client.get_result(JOB)
     assert clock.sleeps == [0.25, 0.25, 0.25, 0.25]
+
+
+def _chunked(body: bytes, size: int = 4096) -> httpx.Response:
+    """An answer without Content-Length, streamed in chunks (as chunked transfer arrives)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    return httpx.Response(200, headers={"Content-Type": "application/json"}, content=chunks())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(lambda body: httpx.Response(200, content=body), id="declared-length"),
+        pytest.param(_chunked, id="chunked"),
+        pytest.param(
+            lambda body: httpx.Response(
+                200, headers={"Content-Encoding": "gzip"}, content=gzip.compress(body)
+            ),
+            id="gzip-bomb",
+        ),
+    ],
+)
+async def test_an_answer_over_the_size_limit_is_refused_unread(
+    answer: Callable[[bytes], httpx.Response],
+) -> None:
+    data = "A" * 400_000  # 400 kB of base64; compresses to almost nothing
+    body = json.dumps({"id": JOB, "taskStatus": "Completed", "results": [{"data": data}]})
+    api = Api(answer(body.encode()))
+    async with make_client(api, FakeClock(), max_response_bytes=100_000) as client:
+        with pytest.raises(ResponseTooLargeError, match="over the 100000-byte limit"):
+            await client.get_result(JOB)
+    assert len(api.requests) == 1  # the same answer would come again: not retried
+
+
+async def test_an_answer_within_the_size_limit_reads_through_the_bounded_reader() -> None:
+    entry = {"type": "Text", "data": "A" * 1000}
+    body = json.dumps({"id": JOB, "taskStatus": "Completed", "results": [entry]}).encode()
+    api = Api(
+        httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=gzip.compress(body))
+    )
+    async with make_client(api, FakeClock(), max_response_bytes=len(body)) as client:
+        response = await client.get_result(JOB)
+    assert response.task_status is TaskStatus.COMPLETED
+    assert response.results is not None
+    assert response.results[0].data == "A" * 1000

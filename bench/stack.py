@@ -1,0 +1,59 @@
+"""A throwaway local Prefect server for benchmarks: started on 127.0.0.1, stopped after."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from emulator.server import free_port
+
+# Bigger recorder batches keep a default (SQLite) server from falling behind on task runs.
+SERVER_TUNING = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_READ_BATCH_SIZE": "100",
+}
+
+
+@contextmanager
+def prefect_server(workdir: Path, startup_s: float = 120.0) -> Iterator[str]:
+    """Run ``prefect server start`` with its own home in ``workdir``; yield its API URL."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(workdir / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **SERVER_TUNING,
+    }
+    prefect = Path(sys.executable).parent / "prefect"
+    server = subprocess.Popen(  # noqa: S603 - our own virtual environment's prefect
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"the Prefect server did not start on {api}")
+            time.sleep(0.5)
+        yield api
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
