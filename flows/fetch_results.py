@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow
+from prefect import flow, states
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
-from prefect.states import Completed, Failed
 
 from flows.reports import (
     FetchSummary,
@@ -49,7 +49,7 @@ from tasks.credentials import load_settings
 from tasks.decoding import CompletedAnswer, decode_results
 from tasks.processing import process_by_kind
 from tasks.runtime import Runtime, open_runtime
-from tasks.status import check_every, configured_check_status, first_look
+from tasks.status import check_on_ticks, configured_check_status, first_look
 from tasks.storage import StoreRequest, record_error, record_outcome, store_results
 from tasks.submission import resubmit_job
 
@@ -71,8 +71,8 @@ async def fetch_results(
     await publish_fetch_artifacts(summary)
     get_run_logger().info("fetch finished: %s", summary.headline())
     if summary.failures:
-        return Failed(message=summary.headline(), data=summary)
-    return Completed(message=summary.headline(), data=summary)
+        return states.Failed(message=summary.headline(), data=summary)
+    return states.Completed(message=summary.headline(), data=summary)
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,11 @@ async def settle_jobs(runtime: Runtime, job_ids: list[str] | None) -> FetchSumma
         valid[index] = job_id
     records = {r.job_id: r for r in await runtime.ledger.jobs(set(valid.values()))}
     sweep = _Sweep(runtime, records, Progress(len(valid) + len(invalid)))
-    await sweep.progress.start()
+    sweep.progress.start()
     for index, report in invalid.items():
         await sweep.finish(index, report)
     await sweep.run(valid)
+    await sweep.progress.close()
     return FetchSummary(reports=[sweep.reports[i] for i in sorted(sweep.reports)])
 
 
@@ -144,6 +145,7 @@ class _Sweep:
         self.look_slots = asyncio.Semaphore(2)
         self.alone: list[asyncio.Task[None]] = []
         self.reports: dict[int, JobReport] = {}
+        self.collector = _Collector(runtime, self.batch)
 
     async def run(self, valid: dict[int, str]) -> None:
         batches: list[list[tuple[int, str]]] = [[]]
@@ -159,13 +161,14 @@ class _Sweep:
             *(self.settle_batch(n, members) for n, members in enumerate(batches, 1) if members)
         )
         await asyncio.gather(*self.alone)
+        await self.collector.drain()
 
     async def finish(self, index: int, report: JobReport) -> None:
         self.reports[index] = report
         if report.outcome is Outcome.ERROR and report.job_id in self.records:
             await _keep_error(report)
         emit_job_event(report)
-        await self.progress.advance(report)
+        self.progress.advance(report)
 
     def go_alone(self, index: int, job_id: str, looked: Exception | None = None) -> None:
         self.alone.append(asyncio.create_task(self.settle_alone(index, job_id, looked)))
@@ -174,7 +177,9 @@ class _Sweep:
         async with self.alone_slots:
             try:
                 record = self.records.get(job_id)
-                report = await settle_job(self.runtime, self.checks, job_id, record, looked)
+                report = await settle_job(
+                    self.runtime, self.checks, job_id, record, self.collector.settle, looked=looked
+                )
             except Exception as exc:  # one job's trouble never stops the others
                 report = _error_report(job_id, exc)
         await self.finish(index, report)
@@ -188,7 +193,7 @@ class _Sweep:
             except Exception as exc:  # the look itself failed: each job is polled alone
                 get_run_logger().warning("first look of %s failed: %s", label, exc)
                 answers = {}
-            done: dict[str, CompletedAnswer] = {}
+            done: dict[str, DoneJob] = {}
             indexes: dict[str, int] = {}
             for index, job_id in members:
                 answer = answers.get(job_id)
@@ -198,8 +203,7 @@ class _Sweep:
                     except OcrflowError as exc:
                         answer = exc
                     else:
-                        record = self.records.get(job_id)
-                        done[job_id] = CompletedAnswer(answer, _region_count(record))
+                        done[job_id] = DoneJob(answer, self.records.get(job_id))
                         indexes[job_id] = index
                         continue
                 # Not ready, failed or not found: it goes on alone from this answer. Any other
@@ -209,43 +213,107 @@ class _Sweep:
             if not done:
                 return
             try:
-                stored = await settle_completed(
-                    self.runtime, label, done, self.records, originals=True
-                )
+                stored = await settle_completed(self.runtime, label, done)
             except Exception as exc:  # left unfinished in the ledger for the next sweep
                 stored = {job_id: _error_report(job_id, exc) for job_id in done}
             for job_id, report in stored.items():
                 await self.finish(indexes[job_id], report)
 
 
-async def settle_completed(
-    runtime: Runtime,
-    label: str,
-    done: dict[str, CompletedAnswer],
-    records: dict[str, JobRecord],
-    *,
-    originals: bool,
-) -> dict[str, JobReport]:
-    """Decode, process and store completed jobs: three or four task runs for all of them.
+@dataclass(frozen=True)
+class DoneJob:
+    """A job's Completed answer, with the ledger record of the job it settles."""
 
-    ``originals``: the jobs are the ones the ledger records were submitted as (not
-    resubmissions), so their polls date from those records.
-    """
-    decoded = await decode_results(label, done)
+    response: OcrResponse
+    record: JobRecord | None
+    original: bool = True  # the record's own job, not a resubmission: its polls date from it
+
+
+StoreDone = Callable[[str, DoneJob], Awaitable[JobReport]]
+
+
+class _Collector:
+    """Gathers the Completed answers of jobs polled one by one and settles them in batches:
+    when ``batch`` are waiting, or ``linger_s`` after the first, whichever comes first."""
+
+    def __init__(self, runtime: Runtime, batch: int, linger_s: float = 0.25) -> None:
+        self.runtime, self.batch, self.linger_s = runtime, batch, linger_s
+        self.waiting: dict[str, tuple[DoneJob, asyncio.Future[JobReport]]] = {}
+        self.timer: asyncio.Task[None] | None = None
+        self.flushing: set[asyncio.Task[None]] = set()
+        self.flushed = 0
+
+    async def settle(self, job_id: str, job: DoneJob) -> JobReport:
+        """Queue one job; its report once its batch is stored."""
+        future: asyncio.Future[JobReport] = asyncio.get_running_loop().create_future()
+        self.waiting[job_id] = (job, future)
+        if len(self.waiting) >= self.batch:
+            self._flush()
+        elif self.timer is None:
+            self.timer = asyncio.create_task(self._flush_later())
+        return await future
+
+    async def drain(self) -> None:
+        """Wait for every batch under way (the sweep's end)."""
+        if self.waiting:
+            self._flush()
+        while self.flushing:
+            await asyncio.gather(*self.flushing)
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.linger_s)
+        self.timer = None
+        if self.waiting:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        batch, self.waiting = self.waiting, {}
+        self.flushed += 1
+        task = asyncio.create_task(
+            self._settle(f"polled-{self.flushed}-of-{len(batch)}-jobs", batch)
+        )
+        self.flushing.add(task)
+        task.add_done_callback(self.flushing.discard)
+
+    async def _settle(
+        self, label: str, batch: dict[str, tuple[DoneJob, asyncio.Future[JobReport]]]
+    ) -> None:
+        try:
+            done = {job_id: job for job_id, (job, _) in batch.items()}
+            reports = await settle_completed(self.runtime, label, done)
+        except Exception as exc:  # left unfinished in the ledger for the next sweep
+            reports = {job_id: _error_report(job_id, exc) for job_id in batch}
+        for job_id, (_, future) in batch.items():
+            if not future.done():
+                future.set_result(reports[job_id])
+
+
+async def settle_completed(
+    runtime: Runtime, label: str, done: dict[str, DoneJob]
+) -> dict[str, JobReport]:
+    """Decode, process and store completed jobs: three or four task runs for all of them."""
+    answers = {
+        job_id: CompletedAnswer(job.response, _region_count(job.record))
+        for job_id, job in done.items()
+    }
+    decoded = await decode_results(label, answers)
     processed = await process_by_kind(label, decoded)
     requests = [
         StoreRequest(
             job_id,
             processed[job_id],
-            _region_names(records.get(job_id)),
-            records.get(job_id) if originals else None,
+            _region_names(job.record),
+            job.record if job.original else None,
         )
-        for job_id in done
+        for job_id, job in done.items()
     ]
     stored = await store_results(label, requests)
     reports: dict[str, JobReport] = {}
     for job_id, result in stored.items():
-        record = records.get(job_id)
+        record = done[job_id].record
         if result.error is not None:
             reports[job_id] = JobReport(
                 job_id=job_id, outcome=Outcome.ERROR, known=record is not None, message=result.error
@@ -268,12 +336,15 @@ async def settle_job(
     checks: Checks,
     job_id: str,
     record: JobRecord | None,
+    store: StoreDone,
+    *,
     looked: Exception | None = None,
 ) -> JobReport:
     """Poll one job to its end, resubmitting it when it fails and the ledger allows.
 
-    ``looked``: what a first look at the job found (not ready, failed or not found), so that
-    it is not asked again at once.
+    ``store`` settles its Completed answer (with others, in a batch). ``looked``: what a first
+    look at the job found (not ready, failed or not found), so that it is not asked again at
+    once.
     """
     if record is not None and record.state.is_final:
         return JobReport(
@@ -330,12 +401,7 @@ async def settle_job(
             status = "Error" if isinstance(exc, JobFailedError) else "NotExist"
             await record_outcome(current, JobState.FAILED, error=line.message, last_status=status)
             return line
-        done = {current: CompletedAnswer(response, _region_count(record))}
-        records = {current: record} if record is not None else {}
-        stored = await settle_completed(
-            runtime, current, done, records, originals=current == job_id
-        )
-        report = stored[current]
+        report = await store(current, DoneJob(response, record, original=current == job_id))
         line.outcome, line.message = report.outcome, report.message
         line.entries, line.failed_entries = report.entries, report.failed_entries
         return line
@@ -382,13 +448,16 @@ async def _next_look(
         return checks.after_look
     median, seen = learned
     policy = runtime.policy
-    age_s = (datetime.now(UTC) - record.created_at).total_seconds()
-    wait_s = policy.next_delay(
-        attempt=1 if polled else 0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
+    if not polled:  # the first poll: at once when old enough to be done, else on a tick
+        age_s = (datetime.now(UTC) - record.created_at).total_seconds()
+        wait_s = policy.next_delay(
+            attempt=0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
+        )
+        if wait_s:
+            await asyncio.sleep(wait_s)
+    return check_on_ticks(
+        policy.lag_budget(median), runtime.settings.poll_deadline_s, record.created_at.timestamp()
     )
-    if wait_s:
-        await asyncio.sleep(wait_s)
-    return check_every(policy.lag_budget(median), runtime.settings.poll_deadline_s)
 
 
 def _settled_without_a_look(record: JobRecord | None) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -80,32 +82,63 @@ PROGRESS_LISTENER: ContextVar[Callable[[JobReport], None] | None] = ContextVar(
 
 
 class Progress:
-    """The run's progress artifact, updated in steps of about 2% (each update is an API call)."""
+    """The run's progress artifact, kept up to date in the background.
+
+    A busy server can take a second or more to write an artifact; the jobs never wait for it.
+    Updates go in steps of about 2% (each is an API call), one at a time, and only the latest
+    percentage is sent when several steps pass while one is under way.
+    """
 
     def __init__(self, total: int) -> None:
         self.total = max(total, 1)
         self.done = 0
-        self._artifact_id: object | None = None
-        self._last_reported = 0.0
+        self._sent = 0.0
+        self._artifact: asyncio.Task[object] | None = None
+        self._pushing: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Create the progress artifact at 0%."""
-        self._artifact_id = await acreate_progress_artifact(
-            progress=0.0, key="ocrflow-fetch-progress", description="jobs settled"
+    def start(self) -> None:
+        """Create the progress artifact at 0%, without waiting for the server."""
+        self._artifact = asyncio.create_task(
+            acreate_progress_artifact(
+                progress=0.0, key="ocrflow-fetch-progress", description="jobs settled"
+            )
         )
 
-    async def advance(self, report: JobReport) -> None:
+    def advance(self, report: JobReport) -> None:
         """One more job settled."""
         self.done += 1
         listener = PROGRESS_LISTENER.get()
         if listener is not None:
             listener(report)
-        percent = 100.0 * self.done / self.total
-        if self._artifact_id is not None and (
-            percent - self._last_reported >= 2 or self.done == self.total
-        ):
-            self._last_reported = percent
-            await aupdate_progress_artifact(artifact_id=self._artifact_id, progress=percent)  # type: ignore[arg-type]
+        idle = self._pushing is None or self._pushing.done()
+        step = self.percent - self._sent >= 2 or self.done == self.total
+        if self._artifact is not None and idle and step:
+            self._pushing = asyncio.create_task(self._push())
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.done / self.total
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Send the last percentage and wait (bounded) for what is under way."""
+        if self._artifact is None:
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                if self._pushing is not None:
+                    await self._pushing
+                if self._sent < self.percent:
+                    await self._push()
+        except Exception as exc:  # progress is a courtesy: a run never fails for it
+            logging.getLogger(__name__).warning("progress artifact not updated: %s", exc)
+
+    async def _push(self) -> None:
+        assert self._artifact is not None  # noqa: S101 - start() came first
+        artifact_id = await self._artifact
+        while self._sent < self.percent:
+            percent = self.percent
+            await aupdate_progress_artifact(artifact_id=artifact_id, progress=percent)  # type: ignore[arg-type]
+            self._sent = percent
 
 
 def emit_job_event(report: JobReport) -> None:

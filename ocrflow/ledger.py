@@ -286,8 +286,13 @@ class Ledger:
         replaces: str | None = None,
         attempt: int = 1,
         image_bytes: int | None = None,
+        submitted_at: datetime | None = None,
     ) -> None:
-        """Add a newly submitted job (nothing happens if it is already there)."""
+        """Add a newly submitted job (nothing happens if it is already there).
+
+        ``submitted_at``: when the request was sent (default: now); the job's age, which the
+        learned polling goes by, counts from there.
+        """
         job_id = validate_job_id(job_id)
         async with self._write() as session:
             if await session.get(JobRow, job_id) is not None:
@@ -302,6 +307,7 @@ class Ledger:
                     replaces=replaces,
                     attempt=attempt,
                     image_bytes=image_bytes,
+                    created_at=submitted_at or _now(),
                 )
             )
 
@@ -397,7 +403,14 @@ class Ledger:
             )
 
     async def record_resubmission(
-        self, old_job_id: str, new_job_id: str, *, reason: str, polls: int, image_bytes: int
+        self,
+        old_job_id: str,
+        new_job_id: str,
+        *,
+        reason: str,
+        polls: int,
+        image_bytes: int,
+        submitted_at: datetime | None = None,
     ) -> None:
         """In one transaction: the new job (linked to the old, same original) and the old one
         moved to ``resubmitted``."""
@@ -417,6 +430,7 @@ class Ledger:
                         replaces=old_job_id,
                         attempt=old.attempt + 1,
                         image_bytes=image_bytes,
+                        created_at=submitted_at or _now(),
                     )
                 )
             old.state = JobState.RESUBMITTED.value

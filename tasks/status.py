@@ -44,13 +44,20 @@ async def retry_when_worth_it(task: Task[Any, Any], task_run: TaskRun, state: St
     retry_condition_fn=retry_when_worth_it,
     **NOT_CACHED,  # a Pending answer must never come from a cache
 )
-async def check_status(job_id: str) -> OcrResponse:
+async def check_status(
+    job_id: str, tick_s: float | None = None, submitted_at: float | None = None
+) -> OcrResponse:
     """GET RecognizeRegions?id=: the Completed answer; raise while it is Pending/Processing.
 
     Error and NotExist raise JobFailedError/JobNotFoundError, which are not retried: the flow
-    decides whether to resubmit. One task run per job, however many polls it takes.
+    decides whether to resubmit. One task run per job, however many polls it takes. With
+    ``tick_s`` (the learned policy), each poll after the first waits for the next multiple of
+    ``tick_s`` in the job's age (from ``submitted_at``, epoch seconds), so the time a poll
+    takes does not push the later ones back.
     """
     runtime = current_runtime()
+    if tick_s is not None and submitted_at is not None:
+        await _wait_for_tick(runtime, job_id, tick_s, submitted_at)
     try:
         response = await _get(runtime, job_id)
     except RateLimitedError as exc:
@@ -97,13 +104,30 @@ async def _get(runtime: Runtime, job_id: str) -> OcrResponse:
     return response
 
 
-def check_every(interval_s: float, deadline_s: float) -> Any:
-    """The status check polling every ``interval_s`` (the learned policy's lag budget)."""
-    return check_status.with_options(
-        retries=max(math.ceil(deadline_s / interval_s), 1),
-        retry_delay_seconds=[interval_s],
-        retry_jitter_factor=0,  # the polls land on multiples of the budget in the job's age
+async def _wait_for_tick(runtime: Runtime, job_id: str, tick_s: float, submitted_at: float) -> None:
+    polls = runtime.poll_log.get(job_id)
+    if not polls:
+        return  # the caller waited for the first poll's tick
+    last_age = polls[-1][0] - submitted_at
+    due_at = submitted_at + (math.floor(last_age / tick_s + 1e-9) + 1) * tick_s
+    wait_s = due_at - time.time()
+    if wait_s > 0:
+        await asyncio.sleep(wait_s)
+
+
+def check_on_ticks(tick_s: float, deadline_s: float, submitted_at: float) -> Any:
+    """The status check polling on the multiples of ``tick_s`` (the learned policy's lag
+    budget) in the job's age; the waits happen in the task, so Prefect retries at once."""
+    check = check_status.with_options(
+        retries=max(math.ceil(deadline_s / tick_s), 1),
+        retry_delay_seconds=[0],
+        retry_jitter_factor=0,
     )
+
+    async def poll(job_id: str) -> OcrResponse:
+        return await check(job_id, tick_s=tick_s, submitted_at=submitted_at)
+
+    return poll
 
 
 def configured_check_status(policy: PollPolicy, polls_done: int = 0) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from prefect import task
 from prefect.logging import get_run_logger
@@ -20,6 +21,7 @@ async def submit_job(spec: JobSpec) -> str:
     runtime = current_runtime()
     image = await asyncio.to_thread(_read_image, spec, runtime.settings.max_image_bytes)
     digest = await runtime.ledger.save_image(image)
+    sent_at = datetime.now(UTC)
     job_id = await runtime.client.submit_regions(image, spec.wire_regions(), spec.settings)
     await runtime.ledger.record_job(
         job_id,
@@ -28,6 +30,7 @@ async def submit_job(spec: JobSpec) -> str:
         regions=[region.stored() for region in spec.regions],
         settings=to_wire(spec.settings.model_copy(update={"regions": None})),
         image_bytes=len(image),
+        submitted_at=sent_at,
     )
     get_run_logger().info("submitted %s as job %s", spec.image.name, job_id)
     return job_id
@@ -53,6 +56,7 @@ async def resubmit_job(job_id: str, reason: str) -> str:
         raise ResubmissionInFlightError(
             f"job {job_id} is being resubmitted by another run (or was, when a run stopped)"
         )
+    sent_at = datetime.now(UTC)
     try:
         new_id = await runtime.client.submit_regions(image, regions, settings)
     except ApiError:
@@ -61,7 +65,12 @@ async def resubmit_job(job_id: str, reason: str) -> str:
         raise
     # A transport failure leaves the mark: the image may have arrived, and is not sent again.
     await runtime.ledger.record_resubmission(
-        job_id, new_id, reason=reason, polls=runtime.polls.pop(job_id, 0), image_bytes=len(image)
+        job_id,
+        new_id,
+        reason=reason,
+        polls=runtime.polls.pop(job_id, 0),
+        image_bytes=len(image),
+        submitted_at=sent_at,
     )
     get_run_logger().info("job %s resubmitted as %s (%s)", job_id, new_id, reason)
     return new_id

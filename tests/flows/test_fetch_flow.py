@@ -299,13 +299,14 @@ async def test_done_jobs_are_settled_in_batches_and_pending_ones_alone(
     assert all(r.entries == len(sample().regions) for r in summary.reports)
     names = await task_run_names(state.state_details.flow_run_id, expected=12)
     # Two batches (4 + 3 jobs) looked at once each; the six done jobs decoded, processed and
-    # stored a batch at a time; only the pending job has a status check (and a store) alone.
+    # stored a batch at a time; only the pending job has a status check of its own, and its
+    # answer is stored with the others polled alone (here none: a batch of one).
     assert [n for n in names if n.startswith("first-look")] == [
         "first-look-batch-1-of-4-jobs",
         "first-look-batch-2-of-3-jobs",
     ]
     assert [n for n in names if n.startswith("check-status")] == [f"check-status-{pending}"]
     assert [n for n in names if n.startswith("store")] == sorted(
-        ["store-batch-1-of-4-jobs", "store-batch-2-of-3-jobs", f"store-{pending}"]
+        ["store-batch-1-of-4-jobs", "store-batch-2-of-3-jobs", "store-polled-1-of-1-jobs"]
     )
     assert len(names) == 12
