@@ -236,12 +236,14 @@ def main() -> None:
             scale = args.scale or WORKLOADS[name].scale
             rows.append(run_workload(name, WORKLOADS[name], api, scale, workdir))
             print(f"  {name}: done", file=sys.stderr)
+    RESULTS.write_text(json.dumps({"workloads": rows}, indent=2) + "\n")
     print("\nLearned polling: the flow on the real stack (time scaled) vs the virtual clock")
     head = "  {:<6} {:>5} {:>6} {:>11} {:>11} {:>6} {:>10} {:>10} {:>10} {:>10} {:>6}"
     print(
         head.format(
             "load",
             "jobs",
+            "scale",
             "calls live",
             "calls virt",
             "diff",
@@ -269,7 +271,6 @@ def main() -> None:
                 _delta(live["lag_p95_s"], virtual["lag_p95_s"]),
             )
         )
-    RESULTS.write_text(json.dumps({"workloads": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -252,13 +252,8 @@ class OcrClient:
                         raise ResponseFormatError(
                             str(exc), status_code=response.status_code, body=response.text
                         ) from exc
-                except RateLimitedError as exc:
-                    retry_after_s = exc.retry_after_s
-                    if last or (retry_after_s or 0.0) > self.settings.max_retry_after_s:
-                        raise
                 except ApiError as exc:
-                    if last or not idempotent or not is_transient(exc):
-                        raise
+                    retry_after_s = self._worth_another_try(exc, last=last, idempotent=idempotent)
             await self._sleep(
                 retry_after_s
                 if retry_after_s is not None
@@ -270,6 +265,25 @@ class OcrClient:
                 )
             )
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _worth_another_try(self, exc: ApiError, *, last: bool, idempotent: bool) -> float | None:
+        """Re-raise an answer's error unless another try may succeed; then the server's wait
+        hint, if it gave one."""
+        if last:
+            raise exc
+        if isinstance(exc, RateLimitedError):
+            if (exc.retry_after_s or 0.0) > self.settings.max_retry_after_s:
+                raise exc
+            return exc.retry_after_s
+        if isinstance(exc, AuthError):
+            # A 401 right after a renewal: the new token was refused too, which a token
+            # revoked early does; a read is tried again (with a newer token).
+            if idempotent and exc.status_code == 401:
+                return None
+            raise exc
+        if idempotent and is_transient(exc):
+            return None
+        raise exc
 
     async def _send(self, method: str, path: str, **request: Any) -> httpx.Response:
         """One request, within the rate budget and the concurrency bound."""

@@ -183,12 +183,21 @@ async def test_401_renews_the_token_and_replays_the_request() -> None:
     assert api.bearers == ["Bearer t1", "Bearer t2"]
 
 
-async def test_401_after_renewal_is_an_auth_error() -> None:
+async def test_401_after_renewal_is_an_auth_error_once_the_attempts_are_spent() -> None:
     api = Api(httpx.Response(401))
     async with make_client(api, FakeClock()) as client:
         with pytest.raises(AuthError, match="refused even after renewing"):
             await client.get_result(JOB)
-    assert api.token_requests == 2
+    assert api.token_requests == 1 + 4  # the first token, then one renewal per attempt
+    assert len(api.requests) == 2 * 4
+
+
+async def test_a_read_refused_twice_in_a_row_is_tried_again_with_a_newer_token() -> None:
+    api = Api(httpx.Response(401), httpx.Response(401), ocr_answer())
+    async with make_client(api, FakeClock()) as client:
+        response = await client.get_result(JOB)
+    assert response.task_status is TaskStatus.COMPLETED
+    assert api.bearers == ["Bearer t1", "Bearer t2", "Bearer t2"]
 
 
 async def test_429_honours_retry_after() -> None:

@@ -1,0 +1,141 @@
+"""Reliability tests: the fetch flow against a fresh simulation-mode emulator per test, under a
+Prefect test harness; every test's figures go into one report (``var/reliability/``)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from prefect.testing.utilities import prefect_test_harness
+
+from emulator.app import EmulatorState, create_app
+from emulator.server import serve_in_thread
+from emulator.settings import DEMO_CLIENT_ID, EmulatorSettings, Faults
+
+# A secret nobody else uses, so that finding it anywhere is a leak of ours (see test_secrets).
+CLIENT_SECRET = "ocrflow-test-secret-Vq7XkP2mZr9T"
+REPORT_DIR = Path(__file__).resolve().parents[2] / "var" / "reliability"
+
+
+@dataclass
+class Emulator:
+    """A simulation-mode emulator of one test, with its state for faults and counts."""
+
+    url: str
+    state: EmulatorState
+
+    def set_faults(self, **faults: Any) -> None:
+        self.state.set_faults(Faults.model_validate(faults))
+
+    def count(self, name: str) -> int:
+        return self.state.counts[name]
+
+
+@dataclass
+class Report:
+    """Rows of the reliability report: one per case, written when the session ends."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Prefect's API client leaves sockets to the harness server for the collector (as in the
+    flow tests); only here is that warning ignored."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning"))
+            item.add_marker(
+                pytest.mark.filterwarnings(
+                    "ignore:Exception ignored in. <socket:pytest.PytestUnraisableExceptionWarning"
+                )
+            )
+
+
+def _collect_leftover_sockets() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.fixture(scope="package", autouse=True)
+def prefect_harness() -> Iterator[None]:
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+        _collect_leftover_sockets()
+    _collect_leftover_sockets()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_sockets_after_a_test() -> Iterator[None]:
+    yield
+    _collect_leftover_sockets()
+
+
+@pytest.fixture(scope="package")
+def report() -> Iterator[Report]:
+    collected = Report()
+    yield collected
+    if collected.rows:
+        REPORT_DIR.mkdir(parents=True, exist_ok=True)
+        (REPORT_DIR / "matrix.json").write_text(json.dumps(collected.rows, indent=2) + "\n")
+        header = (
+            "| case | injected | jobs | outcome | jobs lost |\n| --- | --- | --- | --- | --- |\n"
+        )
+        lines = [
+            f"| {r['case']} | {r['injected']} | {r['jobs']} | {r['outcome']} | {r['lost']} |"
+            for r in collected.rows
+        ]
+        (REPORT_DIR / "matrix.md").write_text(header + "\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    settings = EmulatorSettings.model_validate(
+        {
+            "simulate": True,
+            "processing": {"seconds": 0.2},
+            "seed": 7,
+            "workers": 4,
+            "client_secret": CLIENT_SECRET,
+            "token_lifetime_s": 3600,
+        }
+    )
+    app = create_app(settings)
+    with serve_in_thread(app) as url:
+        yield Emulator(url, app.state.emulator)
+    app.state.emulator.jobs.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> Path:
+    """Point the flows at the emulator, a fresh ledger and quick retries; returns tmp_path."""
+    values = {
+        "OCRFLOW_BASE_URL": emulator.url,
+        "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
+        "OCRFLOW_CLIENT_SECRET": CLIENT_SECRET,
+        "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
+        "OCRFLOW_RESULTS_DIR": str(tmp_path / "results"),
+        "OCRFLOW_POLL_FIRST_DELAY_S": "0.1",
+        "OCRFLOW_POLL_MAX_DELAY_S": "0.3",
+        "OCRFLOW_POLL_DEADLINE_S": "30",
+        "OCRFLOW_BACKOFF_BASE_S": "0.01",
+        "OCRFLOW_BACKOFF_CAP_S": "0.05",
+        "OCRFLOW_MAX_ATTEMPTS": "6",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return tmp_path
