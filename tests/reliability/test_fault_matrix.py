@@ -13,98 +13,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flows.fetch_results import fetch_results
-from flows.pipeline import summary_of
-from flows.reports import FetchSummary, Outcome
-from ocrflow.client import OcrClient
-from ocrflow.ledger import JobRecord, JobState, Ledger
-from ocrflow.models import Rect, Region, to_wire
+from flows.reports import Outcome
+from ocrflow.ledger import Ledger
 from ocrflow.settings import OcrflowSettings
 from tests.reliability.conftest import Emulator, Report
+from tests.reliability.helpers import REGIONS, LedgerCheck, check_ledger, seed, sweep
 
-IMAGE = b"simulated scan"  # simulation mode reads no pixels
-REGIONS = [Region(rect=Rect.from_xywh(0, 0, 200, 30), order=0)]
 JOBS = 12
-
-
-async def seed(count: int = JOBS) -> list[str]:
-    """Submit ``count`` jobs (no fault on yet) and record them, original image kept."""
-    settings = OcrflowSettings()
-    ledger = await Ledger.open(settings.ledger_url)
-    try:
-        digest = await ledger.save_image(IMAGE)
-        async with OcrClient(settings) as client:
-            ids = [await client.submit_regions(IMAGE, REGIONS) for _ in range(count)]
-        for job_id in ids:
-            await ledger.record_job(
-                job_id,
-                image_sha256=digest,
-                source="scan.png",
-                regions=[{"rect": to_wire(REGIONS[0].rect), "order": 0, "name": "field"}],
-                settings={},
-                image_bytes=len(IMAGE),
-            )
-    finally:
-        await ledger.close()
-    return ids
-
-
-async def sweep(job_ids: list[str] | None) -> tuple[Any, FetchSummary]:
-    state = await fetch_results(job_ids=job_ids, return_state=True)
-    return state, await summary_of(state, FetchSummary)
-
-
-@dataclass
-class LedgerCheck:
-    """What the ledger says of the seeded jobs, followed through their resubmissions."""
-
-    final: dict[str, JobRecord]  # seeded id -> the last job of its chain
-    results: Counter[str]  # job id -> result rows
-    children: Counter[str] = field(default_factory=Counter)  # job id -> jobs that replace it
-
-    @property
-    def lost(self) -> list[str]:
-        """Seeded jobs with no recorded end: unfinished and no reason kept."""
-        return [
-            job_id
-            for job_id, job in self.final.items()
-            if job.state is JobState.SUBMITTED and not job.last_error
-        ]
-
-    @property
-    def duplicated(self) -> list[str]:
-        """Jobs stored with more rows than regions, or resubmitted more than once."""
-        extra_rows = [j for j, rows in self.results.items() if rows > len(REGIONS)]
-        return extra_rows + [j for j, n in self.children.items() if n > 1]
-
-    def states(self) -> Counter[str]:
-        return Counter(job.state.value for job in self.final.values())
-
-
-async def check_ledger(seeded: list[str]) -> LedgerCheck:
-    ledger = await Ledger.open(OcrflowSettings().ledger_url)
-    try:
-        jobs = {job.job_id: job for job in await ledger.jobs()}
-        results = Counter(row.job_id for row in await ledger.results())
-    finally:
-        await ledger.close()
-    final: dict[str, JobRecord] = {}
-    for job_id in seeded:
-        job = jobs[job_id]
-        for _ in range(20):  # a chain is at most max_resubmissions long; bounded anyway
-            if job.replaced_by is None:
-                break
-            job = jobs[job.replaced_by]
-        final[job_id] = job
-    children = Counter(job.replaces for job in jobs.values() if job.replaces)
-    return LedgerCheck(final, results, children)
 
 
 def add_row(report: Report, case: str, injected: str, check: LedgerCheck, **extra: Any) -> None:
