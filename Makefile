@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-rate bench-overhead
+.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-polling-live bench-rate bench-overhead
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -66,13 +66,16 @@ bench-ocr: $(STAMP)  ## the emulator's OCR time per region and per page
 bench-polling: $(STAMP)  ## calls per job against detection lag, ocrflow's policies and the usual ones
 	$(BIN)/python -m bench.polling
 
+bench-polling-live: $(STAMP)  ## the learned polling through flow, client and emulator, beside the virtual clock
+	$(BIN)/python -m bench.polling_live
+
 bench-rate: $(STAMP)  ## a shared request budget against a rate-limited service
 	$(BIN)/python -m bench.rate_budget
 
 bench-overhead: $(STAMP)  ## the flow against the bare client on 1,000 completed jobs; peak RSS at 10,000
 	$(BIN)/python -m bench.overhead
 
-bench: bench-polling bench-rate bench-ocr  ## the quick benchmarks (bench-overhead runs apart: about 12 min)
+bench: bench-polling bench-polling-live bench-rate bench-ocr bench-overhead  ## every benchmark (about 13 min)
 
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock

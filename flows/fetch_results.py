@@ -14,8 +14,12 @@ and an event per job.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
-from collections.abc import Awaitable, Callable
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -104,7 +108,39 @@ async def settle_jobs(runtime: Runtime, job_ids: list[str] | None) -> FetchSumma
     not done yet, failed or not found go on alone (their own status check with Prefect's
     retries, resubmission), at most ``window`` at once.
     """
-    requested = job_ids if job_ids is not None else await runtime.ledger.unfinished_job_ids()
+    if job_ids is None:  # a sweep: lease the unfinished jobs no other live sweep holds
+        async with _leased(runtime) as leased:
+            return await _settle(runtime, leased)
+    return await _settle(runtime, job_ids)
+
+
+@asynccontextmanager
+async def _leased(runtime: Runtime) -> AsyncIterator[list[str]]:
+    """The unfinished jobs, leased to this sweep and kept leased (renewed) while it runs, then
+    given back; a sweep that dies leaves leases that expire, and the next sweep takes over."""
+    ledger, lease_s = runtime.ledger, runtime.settings.claim_lease_s
+    claim = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    leased = await ledger.claim_unfinished(claim, lease_s=lease_s)
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                await ledger.renew_claim(claim, lease_s=lease_s)
+            except Exception as exc:  # the next renewal may work; the lease outlives two misses
+                get_run_logger().warning("could not renew the sweep's lease: %s", exc)
+
+    renewing = asyncio.create_task(renew())
+    try:
+        yield leased
+    finally:
+        renewing.cancel()
+        with suppress(asyncio.CancelledError):
+            await renewing
+        await ledger.release_claim(claim)
+
+
+async def _settle(runtime: Runtime, requested: list[str]) -> FetchSummary:
     invalid: dict[int, JobReport] = {}
     valid: dict[int, str] = {}
     seen: set[str] = set()
@@ -142,7 +178,7 @@ class _Sweep:
         self.batch_slots = asyncio.Semaphore(max(1, settings.window // self.batch))
         # Two batches look at once, so that while they wait on the service the batches looked
         # at before them are decoded and stored: the service's end stays busy throughout.
-        self.look_slots = asyncio.Semaphore(2)
+        self.look_slots = asyncio.Semaphore(3)
         self.alone: list[asyncio.Task[None]] = []
         self.reports: dict[int, JobReport] = {}
         self.collector = _Collector(runtime, self.batch)

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,10 @@ class JobRow(_Base):
     # Set just before a resubmission is sent: if the run dies before the new job is recorded,
     # the next run sees it and does not send the image a second time.
     resubmitting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A sweep's lease on an unfinished job: other sweeps skip it until it expires (its sweep
+    # died) or is released.
+    claimed_by: Mapped[str | None] = mapped_column(String(80), index=True)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ResultRow(_Base):
@@ -341,6 +345,60 @@ class Ledger:
         )
         async with self._sessions() as session:
             return list((await session.scalars(query)).all())
+
+    async def claim_unfinished(
+        self, claim: str, *, lease_s: float, limit: int | None = None
+    ) -> list[str]:
+        """Lease up to ``limit`` unfinished jobs, oldest first, to ``claim`` for ``lease_s``;
+        their ids. Jobs another claim holds are skipped (``FOR UPDATE SKIP LOCKED`` on
+        PostgreSQL, so concurrent sweeps never take the same job); a lease that expired (its
+        sweep died) is taken over."""
+        now = _now()
+        is_free = (JobRow.state == JobState.SUBMITTED.value) & (
+            JobRow.claim_expires_at.is_(None)
+            | (JobRow.claim_expires_at < now)
+            | (JobRow.claimed_by == claim)
+        )
+        free = (
+            select(JobRow.job_id)
+            .where(is_free)
+            .order_by(JobRow.created_at, JobRow.job_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claimed: set[str] = set()
+        async with self._write() as session:
+            ids = list((await session.scalars(free)).all())
+            for start in range(0, len(ids), _IN_LIST_CHUNK):
+                taken = await session.scalars(
+                    update(JobRow)
+                    .where(JobRow.job_id.in_(ids[start : start + _IN_LIST_CHUNK]))
+                    .where(is_free)  # checked again: SQLite has no row locks to skip
+                    .values(claimed_by=claim, claim_expires_at=now + timedelta(seconds=lease_s))
+                    .returning(JobRow.job_id)
+                )
+                claimed.update(taken.all())
+        return [job_id for job_id in ids if job_id in claimed]
+
+    async def renew_claim(self, claim: str, *, lease_s: float) -> int:
+        """Extend the lease of every unfinished job ``claim`` holds; how many it holds."""
+        async with self._write() as session:
+            changed = await session.execute(
+                update(JobRow)
+                .where(JobRow.claimed_by == claim)
+                .where(JobRow.state == JobState.SUBMITTED.value)
+                .values(claim_expires_at=_now() + timedelta(seconds=lease_s))
+            )
+            return int(changed.rowcount)  # type: ignore[attr-defined]
+
+    async def release_claim(self, claim: str) -> None:
+        """Give back every job ``claim`` holds (a sweep's end): the next sweep may take them."""
+        async with self._write() as session:
+            await session.execute(
+                update(JobRow)
+                .where(JobRow.claimed_by == claim)
+                .values(claimed_by=None, claim_expires_at=None)
+            )
 
     async def finish(
         self,

@@ -85,6 +85,9 @@ class OcrflowSettings(ClientSettings):
     batch: int = Field(
         50, ge=1, le=1000, description="jobs a fetch run looks at, decodes and stores per task run"
     )
+    claim_lease_s: float = Field(
+        300.0, gt=0, description="a sweep's lease on its jobs; renewed while it runs"
+    )
     max_resubmissions: int = Field(
         2, ge=0, le=10, description="new jobs sent for one job that ended NotExist or Error"
     )

@@ -148,3 +148,57 @@ async def test_many_ids_are_read_in_chunks(ledger: Ledger) -> None:
     others = [f"{n:08x}-0000-4000-8000-000000000000" for n in range(1200)]
     found = await ledger.jobs([JOB_B, *others, JOB_A, JOB_A])
     assert [job.job_id for job in found] == [JOB_A, JOB_B]
+
+
+def job_id(number: int) -> str:
+    return f"00000000-0000-4000-8000-{number:012d}"
+
+
+async def test_concurrent_claims_never_take_the_same_job(ledger: Ledger) -> None:
+    for number in range(300):
+        await ledger.record_job(
+            job_id(number), image_sha256=None, source=None, regions=REGIONS, settings={}
+        )
+    for number in range(10):
+        await ledger.store_results(job_id(number), [result(0)])
+    # On PostgreSQL each sweep has its own engine (its own connections), as separate workers
+    # would; SQLite is the one-machine default and shares one writer.
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    shared = ledger.engine.dialect.name == "sqlite"
+    others = [ledger if shared else await Ledger.open(url) for _ in range(4)]
+    try:
+        claims = await asyncio.gather(
+            *(
+                other.claim_unfinished(f"sweep-{n}", lease_s=60, limit=100)
+                for n, other in enumerate(others)
+            )
+        )
+    finally:
+        for other in others:
+            if other is not ledger:
+                await other.close()
+    taken = [job for claim in claims for job in claim]
+    assert len(taken) == len(set(taken)) == 290  # each unfinished job once, none stored
+    assert set(taken) == {job_id(n) for n in range(10, 300)}
+    assert await ledger.claim_unfinished("late", lease_s=60) == []
+
+
+async def test_a_lease_that_expires_is_taken_over(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    await add(ledger, JOB_B)
+    assert await ledger.claim_unfinished("dead-sweep", lease_s=0.3) == [JOB_A, JOB_B]
+    assert await ledger.claim_unfinished("live-sweep", lease_s=60) == []
+    await asyncio.sleep(0.4)
+    assert await ledger.claim_unfinished("live-sweep", lease_s=60) == [JOB_A, JOB_B]
+    assert await ledger.renew_claim("dead-sweep", lease_s=60) == 0  # it holds nothing now
+
+
+async def test_a_renewed_lease_holds_and_a_released_one_is_free(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    assert await ledger.claim_unfinished("sweep", lease_s=0.3) == [JOB_A]
+    assert await ledger.renew_claim("sweep", lease_s=60) == 1
+    await asyncio.sleep(0.4)
+    assert await ledger.claim_unfinished("other", lease_s=60) == []
+    assert await ledger.claim_unfinished("sweep", lease_s=60) == [JOB_A]  # its own, again
+    await ledger.release_claim("sweep")
+    assert await ledger.claim_unfinished("other", lease_s=60) == [JOB_A]

@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from prefect.settings import get_current_settings
 
 from flows.reports import Outcome
@@ -34,8 +35,9 @@ async def stored_count() -> int:
 
 
 async def test_a_sweep_killed_half_way_loses_and_repeats_nothing(
-    env: Path, emulator: Emulator, report: Report
+    env: Path, emulator: Emulator, report: Report, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("OCRFLOW_CLAIM_LEASE_S", "2")  # the dead sweep's lease, soon expired
     emulator.state.settings.processing.kind = "lognormal"
     emulator.state.settings.processing.seconds = 2.0
     emulator.state.settings.processing.sigma = 0.6
@@ -62,8 +64,9 @@ async def test_a_sweep_killed_half_way_loses_and_repeats_nothing(
         child.wait(timeout=30)
     assert 30 <= stored_at_kill < 100
     killed = await check_ledger(seeded)
+    await asyncio.sleep(2.5)  # the dead sweep's lease on its jobs expires
 
-    state, summary = await sweep(None)  # the next sweep: every unfinished job
+    state, summary = await sweep(None)  # the next sweep takes over every unfinished job
     after = await check_ledger(seeded)
     posts = emulator.count("submit_RecognizeRegions") - posts_seeded
     replacements = sum(after.children.values())
