@@ -110,6 +110,22 @@ async def bare_client(config: OcrflowSettings, job_ids: list[str]) -> float:
         await ledger.close()
 
 
+def run_bare(url: str, ledger_url: str, job_ids: list[str], workdir: Path) -> float:
+    """The bare client in a process of its own, as the flow has (not beside the emulator)."""
+    ids_file = workdir / "bare-ids.json"
+    ids_file.write_text(json.dumps({"url": url, "ledger": ledger_url, "ids": job_ids}))
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bench.overhead", "--bare", str(ids_file)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def run_flow(env: dict[str, str], job_ids: list[str], workdir: Path) -> dict[str, object]:
     ids_file = workdir / "ids.json"
     ids_file.write_text(json.dumps(job_ids))
@@ -148,7 +164,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--latency-ms", type=int, nargs="+", default=[0, 100])
     parser.add_argument("--memory-jobs", type=int, nargs="*", default=[10_000])
+    parser.add_argument("--bare", help=argparse.SUPPRESS)  # the bare client's own process
     args = parser.parse_args()
+    if args.bare:
+        spec = json.loads(Path(args.bare).read_text())
+        print(asyncio.run(bare_client(settings(spec["url"], spec["ledger"]), spec["ids"])))
+        return
     workdir = Path(tempfile.mkdtemp(prefix="ocrflow-bench-"))
     emulator = create_app(
         EmulatorSettings.model_validate(
@@ -183,7 +204,7 @@ def main() -> None:
                 bare_s = None
                 if (jobs, latency) in [(args.jobs, lat) for lat in args.latency_ms]:
                     bare_ids = asyncio.run(seed_jobs(settings(url, bare_ledger), jobs))
-                    bare_s = asyncio.run(bare_client(settings(url, bare_ledger), bare_ids))
+                    bare_s = run_bare(url, bare_ledger, bare_ids, workdir)
                 recorded = count_task_runs(
                     api, str(flow["flow_run_id"]), expected=4 * math.ceil(jobs / BATCH)
                 )

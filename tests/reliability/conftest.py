@@ -93,10 +93,12 @@ def report() -> Iterator[Report]:
         REPORT_DIR.mkdir(parents=True, exist_ok=True)
         (REPORT_DIR / "matrix.json").write_text(json.dumps(collected.rows, indent=2) + "\n")
         header = (
-            "| case | injected | jobs | outcome | jobs lost |\n| --- | --- | --- | --- | --- |\n"
+            "| case | injected | jobs | outcome | jobs lost | duplicates |\n"
+            "| --- | --- | --- | --- | --- | --- |\n"
         )
         lines = [
-            f"| {r['case']} | {r['injected']} | {r['jobs']} | {r['outcome']} | {r['lost']} |"
+            f"| {r['case']} | {r['injected']} | {r['jobs']} | {r['outcome']} | {r['lost']} "
+            f"| {r['duplicated']} |"
             for r in collected.rows
         ]
         (REPORT_DIR / "matrix.md").write_text(header + "\n".join(lines) + "\n")
