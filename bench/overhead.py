@@ -16,15 +16,13 @@ import json
 import math
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.stack import prefect_server
+from bench.stack import prefect_server, run_python
 from emulator.app import create_app
 from emulator.server import serve_in_thread
 from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings
@@ -114,34 +112,16 @@ def run_bare(url: str, ledger_url: str, job_ids: list[str], workdir: Path) -> fl
     """The bare client in a process of its own, as the flow has (not beside the emulator)."""
     ids_file = workdir / "bare-ids.json"
     ids_file.write_text(json.dumps({"url": url, "ledger": ledger_url, "ids": job_ids}))
-    done = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "bench.overhead", "--bare", str(ids_file)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-2000:])
-    return float(done.stdout.strip().splitlines()[-1])
+    return float(run_python(["-m", "bench.overhead", "--bare", str(ids_file)]))
 
 
 def run_flow(env: dict[str, str], job_ids: list[str], workdir: Path) -> dict[str, object]:
     ids_file = workdir / "ids.json"
     ids_file.write_text(json.dumps(job_ids))
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", FLOW_SCRIPT, str(ids_file)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-2000:])
+    last_line = run_python(["-c", FLOW_SCRIPT, str(ids_file)], env)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    out: dict[str, object] = json.loads(last_line)
     out["peak_rss_mb"] = max(peak_kb, before) / 1024
     return out
 

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.polling import Job, run_learned
-from bench.stack import prefect_server
+from bench.stack import prefect_server, run_python
 from emulator.app import create_app
 from emulator.jobs import JobTiming
 from emulator.server import serve_in_thread
@@ -193,17 +192,8 @@ def run_workload(
                 "OCRFLOW_POLL_DEADLINE_S": str(6 * 3600.0 * scale),
             }
             argument = json.dumps({"workload": name, "scale": scale})
-            done = subprocess.run(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "bench.polling_live", "--child", argument],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(done.stderr[-3000:])
-            ids = json.loads(done.stdout.strip().splitlines()[-1])
+            last_line = run_python(["-m", "bench.polling_live", "--child", argument], env, 900)
+            ids = json.loads(last_line)
             warm, measured = store.timings(ids["warmup"]), store.timings(ids["measured"])
     finally:
         store.close()

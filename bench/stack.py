@@ -57,3 +57,19 @@ def prefect_server(workdir: Path, startup_s: float = 120.0) -> Iterator[str]:
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def run_python(args: list[str], env: dict[str, str] | None = None, timeout_s: float = 1800) -> str:
+    """Run our own interpreter with ``args`` (a benchmark's side in a process of its own);
+    the last line it printed, or its error output as the exception."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and modules
+        [sys.executable, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return done.stdout.strip().splitlines()[-1]

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
 import os
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +10,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-from prefect.testing.utilities import prefect_test_harness
 
 from emulator.app import EmulatorState, create_app
 from emulator.server import serve_in_thread
@@ -24,6 +20,7 @@ from emulator.settings import (
     Faults,
     ProcessingTime,
 )
+from tests.prefect_harness import collect_leftover_sockets, harness, ignore_prefects_sockets
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -43,40 +40,18 @@ class RunningEmulator:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Prefect's own API client leaves a socket to the harness server for the garbage
-    collector (seen with 3.9.1); that warning is Prefect's, so it is ignored here only.
-    Unit and emulator tests still fail on any unclosed socket of ours."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning"))
-            item.add_marker(
-                pytest.mark.filterwarnings(
-                    "ignore:Exception ignored in. <socket:pytest.PytestUnraisableExceptionWarning"
-                )
-            )
-
-
-def _collect_prefects_leftover_sockets() -> None:
-    """Finalise now, with the warning ignored, what Prefect's client left to the collector;
-    otherwise a later test outside this folder is blamed for it when the collector runs."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
+    ignore_prefects_sockets(items, Path(__file__).parent)
 
 
 @pytest.fixture(scope="package", autouse=True)
 def prefect_harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-        _collect_prefects_leftover_sockets()
-    _collect_prefects_leftover_sockets()
+    yield from harness()
 
 
 @pytest.fixture(autouse=True)
-def _no_leftover_sockets_after_a_flow_test() -> Iterator[None]:
+def _no_leftover_sockets() -> Iterator[None]:
     yield
-    _collect_prefects_leftover_sockets()
+    collect_leftover_sockets()
 
 
 @pytest.fixture(scope="package")

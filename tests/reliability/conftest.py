@@ -3,10 +3,8 @@ Prefect test harness; every test's figures go into one report (``var/reliability
 
 from __future__ import annotations
 
-import gc
 import json
 import os
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +14,10 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from prefect.testing.utilities import prefect_test_harness
-
 from emulator.app import EmulatorState, create_app
 from emulator.server import serve_in_thread
 from emulator.settings import DEMO_CLIENT_ID, EmulatorSettings, Faults
+from tests.prefect_harness import collect_leftover_sockets, harness, ignore_prefects_sockets
 
 # A secret nobody else uses, so that finding it anywhere is a leak of ours (see test_secrets).
 CLIENT_SECRET = "ocrflow-test-secret-Vq7XkP2mZr9T"
@@ -52,37 +49,18 @@ class Report:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Prefect's API client leaves sockets to the harness server for the collector (as in the
-    flow tests); only here is that warning ignored."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning"))
-            item.add_marker(
-                pytest.mark.filterwarnings(
-                    "ignore:Exception ignored in. <socket:pytest.PytestUnraisableExceptionWarning"
-                )
-            )
-
-
-def _collect_leftover_sockets() -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
+    ignore_prefects_sockets(items, Path(__file__).parent)
 
 
 @pytest.fixture(scope="package", autouse=True)
 def prefect_harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-        _collect_leftover_sockets()
-    _collect_leftover_sockets()
+    yield from harness()
 
 
 @pytest.fixture(autouse=True)
-def _no_leftover_sockets_after_a_test() -> Iterator[None]:
+def _no_leftover_sockets() -> Iterator[None]:
     yield
-    _collect_leftover_sockets()
+    collect_leftover_sockets()
 
 
 @pytest.fixture(scope="package")
