@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import resource
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.stack import prefect_server, run_python
+from bench.stack import flow_env, prefect_server, run_python
 from emulator.app import create_app
 from emulator.server import serve_in_thread
 from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings
@@ -170,14 +169,7 @@ def main() -> None:
                 bare_ledger = f"sqlite+aiosqlite:///{workdir / f'bare-{index}.db'}"
                 flow_ids = asyncio.run(seed_jobs(settings(url, flow_ledger), jobs))
                 env = {
-                    **os.environ,
-                    "PREFECT_API_URL": api,
-                    "PREFECT_LOGGING_LEVEL": "WARNING",
-                    "OCRFLOW_BASE_URL": url,
-                    "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
-                    "OCRFLOW_CLIENT_SECRET": DEMO_CLIENT_SECRET,
-                    "OCRFLOW_LEDGER_URL": flow_ledger,
-                    "OCRFLOW_RESULTS_DIR": str(workdir / "results"),
+                    **flow_env(api, url, flow_ledger, workdir / "results"),
                     "OCRFLOW_CONCURRENCY": str(CONCURRENCY),
                 }
                 flow = run_flow(env, flow_ids, workdir)

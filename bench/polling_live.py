@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
@@ -25,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.polling import Job, run_learned
-from bench.stack import prefect_server, run_python
+from bench.stack import flow_env, prefect_server, run_python
 from emulator.app import create_app
 from emulator.jobs import JobTiming
 from emulator.server import serve_in_thread
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings
+from emulator.settings import EmulatorSettings
 from ocrflow.adaptive import AdaptivePollPolicy
 
 RESULTS = Path(__file__).resolve().parent / "results" / "polling_live.json"
@@ -176,15 +175,9 @@ def run_workload(
     store = app.state.emulator.jobs
     try:
         with serve_in_thread(app) as url:
+            ledger_url = f"sqlite+aiosqlite:///{workdir / f'{name}.db'}"
             env = {
-                **os.environ,
-                "PREFECT_API_URL": api,
-                "PREFECT_LOGGING_LEVEL": "WARNING",
-                "OCRFLOW_BASE_URL": url,
-                "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
-                "OCRFLOW_CLIENT_SECRET": DEMO_CLIENT_SECRET,
-                "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{workdir / f'{name}.db'}",
-                "OCRFLOW_RESULTS_DIR": str(workdir / "results"),
+                **flow_env(api, url, ledger_url, workdir / "results"),
                 "OCRFLOW_WINDOW": "1000",
                 "OCRFLOW_POLL_FIRST_DELAY_S": str(1.0 * scale),
                 "OCRFLOW_POLL_MAX_DELAY_S": str(30.0 * scale),

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from emulator.server import free_port
+from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 # Bigger recorder batches keep a default (SQLite) server from falling behind on task runs.
 SERVER_TUNING = {
@@ -57,6 +58,20 @@ def prefect_server(workdir: Path, startup_s: float = 120.0) -> Iterator[str]:
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def flow_env(api: str, emulator_url: str, ledger_url: str, results_dir: Path) -> dict[str, str]:
+    """The environment of a benchmark's flow process: the server, the emulator, a ledger."""
+    return {
+        **os.environ,
+        "PREFECT_API_URL": api,
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "OCRFLOW_BASE_URL": emulator_url,
+        "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
+        "OCRFLOW_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "OCRFLOW_LEDGER_URL": ledger_url,
+        "OCRFLOW_RESULTS_DIR": str(results_dir),
+    }
 
 
 def run_python(args: list[str], env: dict[str, str] | None = None, timeout_s: float = 1800) -> str:

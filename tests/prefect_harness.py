@@ -1,5 +1,5 @@
-"""What the test folders that run flows share: one Prefect test harness per folder, and
-Prefect's leftover sockets kept from being blamed on the tests of other folders."""
+"""What the test folders that run flows share: one Prefect test harness per folder,
+Prefect's leftover sockets kept from being blamed on other folders, the flows' settings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from prefect.testing.utilities import prefect_test_harness
+
+from emulator.settings import DEMO_CLIENT_ID
 
 
 def ignore_prefects_sockets(items: list[pytest.Item], folder: Path) -> None:
@@ -32,6 +34,23 @@ def collect_leftover_sockets() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+def flow_env(emulator_url: str, client_secret: str, tmp_path: Path) -> dict[str, str]:
+    """Settings that point the flows at an emulator, a fresh ledger and quick polling and
+    retries (tenths of a second, so that a test waits little)."""
+    return {
+        "OCRFLOW_BASE_URL": emulator_url,
+        "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
+        "OCRFLOW_CLIENT_SECRET": client_secret,
+        "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
+        "OCRFLOW_RESULTS_DIR": str(tmp_path / "results"),
+        "OCRFLOW_POLL_FIRST_DELAY_S": "0.1",
+        "OCRFLOW_POLL_MAX_DELAY_S": "0.3",
+        "OCRFLOW_POLL_DEADLINE_S": "30",
+        "OCRFLOW_BACKOFF_BASE_S": "0.01",
+        "OCRFLOW_BACKOFF_CAP_S": "0.05",
+    }
 
 
 def harness() -> Iterator[None]:

@@ -14,13 +14,17 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 from emulator.app import EmulatorState, create_app
 from emulator.server import serve_in_thread
 from emulator.settings import (
-    DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     EmulatorSettings,
     Faults,
     ProcessingTime,
 )
-from tests.prefect_harness import collect_leftover_sockets, harness, ignore_prefects_sockets
+from tests.prefect_harness import (
+    collect_leftover_sockets,
+    flow_env,
+    harness,
+    ignore_prefects_sockets,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -76,18 +80,7 @@ def emulator(running_emulator: RunningEmulator) -> Iterator[RunningEmulator]:
 @pytest.fixture
 def ocrflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: RunningEmulator) -> Path:
     """Point the flows at the emulator, a fresh ledger and fast polling; returns tmp_path."""
-    values = {
-        "OCRFLOW_BASE_URL": emulator.url,
-        "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
-        "OCRFLOW_CLIENT_SECRET": DEMO_CLIENT_SECRET,
-        "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
-        "OCRFLOW_RESULTS_DIR": str(tmp_path / "results"),
-        "OCRFLOW_POLL_FIRST_DELAY_S": "0.1",
-        "OCRFLOW_POLL_MAX_DELAY_S": "0.3",
-        "OCRFLOW_POLL_DEADLINE_S": "30",
-        "OCRFLOW_BACKOFF_BASE_S": "0.01",
-        "OCRFLOW_BACKOFF_CAP_S": "0.05",
-    }
+    values = flow_env(emulator.url, DEMO_CLIENT_SECRET, tmp_path)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return tmp_path

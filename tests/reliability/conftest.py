@@ -16,8 +16,13 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from emulator.app import EmulatorState, create_app
 from emulator.server import serve_in_thread
-from emulator.settings import DEMO_CLIENT_ID, EmulatorSettings, Faults
-from tests.prefect_harness import collect_leftover_sockets, harness, ignore_prefects_sockets
+from emulator.settings import EmulatorSettings, Faults
+from tests.prefect_harness import (
+    collect_leftover_sockets,
+    flow_env,
+    harness,
+    ignore_prefects_sockets,
+)
 
 # A secret nobody else uses, so that finding it anywhere is a leak of ours (see test_secrets).
 CLIENT_SECRET = "ocrflow-test-secret-Vq7XkP2mZr9T"
@@ -103,19 +108,7 @@ def emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> Path:
     """Point the flows at the emulator, a fresh ledger and quick retries; returns tmp_path."""
-    values = {
-        "OCRFLOW_BASE_URL": emulator.url,
-        "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
-        "OCRFLOW_CLIENT_SECRET": CLIENT_SECRET,
-        "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
-        "OCRFLOW_RESULTS_DIR": str(tmp_path / "results"),
-        "OCRFLOW_POLL_FIRST_DELAY_S": "0.1",
-        "OCRFLOW_POLL_MAX_DELAY_S": "0.3",
-        "OCRFLOW_POLL_DEADLINE_S": "30",
-        "OCRFLOW_BACKOFF_BASE_S": "0.01",
-        "OCRFLOW_BACKOFF_CAP_S": "0.05",
-        "OCRFLOW_MAX_ATTEMPTS": "6",
-    }
+    values = {**flow_env(emulator.url, CLIENT_SECRET, tmp_path), "OCRFLOW_MAX_ATTEMPTS": "6"}
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return tmp_path
