@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo ui serve stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-polling-live bench-rate bench-overhead
+.PHONY: help install demo ui serve serve-scaled stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-polling-live bench-rate bench-overhead bench-scale
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ocrflow needs Python 3.11 or newer; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -c constraints.txt -e '.[dev,emulator]'
+	$(PIP) install -c constraints.txt -e '.[dev,emulator,scale]'
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
@@ -36,6 +36,17 @@ ui: $(STAMP) | $(PREFECT_HOME)  ## the Prefect UI (and API) on http://127.0.0.1:
 
 serve: $(STAMP)  ## the stack: Prefect server, emulator, deployments, worker (WEBHOOK_URL=… for alerts)
 	$(BIN)/ocrflow serve $(if $(WEBHOOK_URL),--webhook-url $(WEBHOOK_URL))
+
+# Scale-out: the Prefect server and the ledger on PostgreSQL (databases created when missing),
+# the server's messaging in Redis, SHARD_WORKERS workers for the sharded sweep.
+POSTGRES      ?= postgresql+asyncpg://postgres@127.0.0.1:5432
+REDIS_URL     ?= redis://127.0.0.1:6379/0
+SHARD_WORKERS ?= 2
+
+serve-scaled: $(STAMP)  ## the stack scaled out: PostgreSQL, Redis, SHARD_WORKERS=2 shard workers
+	OCRFLOW_LEDGER_URL=$(or $(OCRFLOW_LEDGER_URL),$(POSTGRES)/ocrflow_ledger) $(BIN)/ocrflow serve \
+	  --server-database-url $(POSTGRES)/ocrflow_prefect --redis-url $(REDIS_URL) \
+	  --shard-workers $(SHARD_WORKERS) $(if $(WEBHOOK_URL),--webhook-url $(WEBHOOK_URL))
 
 stop: $(STAMP)  ## stop the stack started by `make serve`
 	$(BIN)/ocrflow stop
@@ -75,12 +86,15 @@ bench-rate: $(STAMP)  ## a shared request budget against a rate-limited service
 bench-overhead: $(STAMP)  ## the flow against the bare client on 1,000 completed jobs; peak RSS at 10,000
 	$(BIN)/python -m bench.overhead
 
-bench: bench-polling bench-polling-live bench-rate bench-ocr bench-overhead  ## every benchmark (about 13 min)
+bench-scale: $(STAMP)  ## the sharded sweep with one shard worker against two (PostgreSQL stack)
+	$(BIN)/python -m bench.scale_out
+
+bench: bench-polling bench-polling-live bench-rate bench-ocr bench-overhead bench-scale  ## every benchmark (about 16 min)
 
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock
 	$(PYTHON) -m venv $(VENV).lock
-	$(VENV).lock/bin/python -m pip --disable-pip-version-check -q install '.[dev,emulator]'
+	$(VENV).lock/bin/python -m pip --disable-pip-version-check -q install '.[dev,emulator,scale]'
 	{ echo '# Pinned versions for a reproducible install: regenerate with `make lock`.'; \
 	  $(VENV).lock/bin/python -m pip freeze --exclude ocrflow; } > constraints.txt
 	rm -rf $(VENV).lock build

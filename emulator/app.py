@@ -30,7 +30,7 @@ from emulator.engine import Engine, SimulatedEngine, TesseractEngine
 from emulator.hostile import hostile_answer
 from emulator.jobs import JobStore, JobView
 from emulator.schemas import BadRequestError, parse_recognize_body
-from emulator.settings import EmulatorSettings, Faults
+from emulator.settings import EmulatorSettings, Faults, ProcessingTime
 from emulator.tokens import TokenIssuer
 
 STATUS_CODES = {
@@ -361,6 +361,13 @@ def build_control_router() -> APIRouter:
     async def put_faults(state: State, faults: Faults) -> Faults:
         state.set_faults(faults)
         return faults
+
+    @router.put("/processing")
+    async def put_processing(state: State, processing: ProcessingTime) -> ProcessingTime:
+        """How long jobs submitted from now on take (the jobs already in keep theirs)."""
+        state.settings.processing = processing
+        state.jobs.settings.processing = processing
+        return processing
 
     @router.get("/stats")
     async def stats(state: State) -> dict[str, Any]:

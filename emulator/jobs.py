@@ -13,6 +13,7 @@ import math
 import random
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -165,6 +166,10 @@ class JobStore:
             "jobs": len(jobs),
             "submitted": self.submitted,
             "gets": sum(j.gets for j in jobs),
+            # How many jobs were asked for how many times: {"1": 1000} is each once.
+            "jobs_by_gets": {
+                str(gets): n for gets, n in sorted(Counter(j.gets for j in jobs).items())
+            },
             "finished": sum(j.finished for j in jobs),
             "seen_done": sum(j.seen_done_at is not None for j in jobs),
             "mean_detection_lag_s": sum(lags) / len(lags) if lags else None,

@@ -27,6 +27,7 @@ from typing import Any
 from prefect import flow, states
 from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
 
 from flows.reports import (
     FetchSummary,
@@ -63,15 +64,22 @@ async def fetch_results(
     job_ids: list[str] | None = None,
     window: int | None = None,
     max_resubmissions: int | None = None,
+    limit: int | None = None,
 ) -> State[Any]:
-    """Settle the given jobs (or every unfinished one) and store their results once."""
+    """Settle the given jobs (or every unfinished one) and store their results once.
+
+    ``limit``: a sweep (no ids) leases at most this many unfinished jobs, oldest first: one
+    shard of a sharded sweep.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be 1 or more, not {limit}")
     settings = await load_settings()
     if window is not None:
         settings.window = window
     if max_resubmissions is not None:
         settings.max_resubmissions = max_resubmissions
     async with open_runtime(settings) as runtime:
-        summary = await settle_jobs(runtime, job_ids)
+        summary = await settle_jobs(runtime, job_ids, limit=limit)
     await publish_fetch_artifacts(summary)
     get_run_logger().info("fetch finished: %s", summary.headline())
     if summary.failures:
@@ -100,7 +108,9 @@ class Checks:
         return self.policy.next_delay(1, elapsed_s=0.0, rand=random.random()) or 0.0  # noqa: S311
 
 
-async def settle_jobs(runtime: Runtime, job_ids: list[str] | None) -> FetchSummary:
+async def settle_jobs(
+    runtime: Runtime, job_ids: list[str] | None, *, limit: int | None = None
+) -> FetchSummary:
     """Settle jobs in batches; reports come back in the order of the ids.
 
     Each batch gets one look (one GET per job, one task run for all): the jobs found done are
@@ -109,24 +119,38 @@ async def settle_jobs(runtime: Runtime, job_ids: list[str] | None) -> FetchSumma
     retries, resubmission), at most ``window`` at once.
     """
     if job_ids is None:  # a sweep: lease the unfinished jobs no other live sweep holds
-        async with _leased(runtime) as leased:
+        async with _leased(runtime, limit) as leased:
             return await _settle(runtime, leased)
     return await _settle(runtime, job_ids)
 
 
+def claim_for_run(run_id: str | None) -> str:
+    """The name a sweep's leases go by: its flow run first, so that a parent flow can tell
+    which of its shard runs stopped renewing, then where it runs."""
+    return f"{run_id or uuid.uuid4()}@{socket.gethostname()[:30]}:{os.getpid()}"
+
+
+def run_of_claim(claim: str) -> str:
+    """The flow run (or random id) a claim was made for."""
+    return claim.partition("@")[0]
+
+
 @asynccontextmanager
-async def _leased(runtime: Runtime) -> AsyncIterator[list[str]]:
-    """The unfinished jobs, leased to this sweep and kept leased (renewed) while it runs, then
-    given back; a sweep that dies leaves leases that expire, and the next sweep takes over."""
+async def _leased(runtime: Runtime, limit: int | None) -> AsyncIterator[list[str]]:
+    """The unfinished jobs (``limit`` at most), leased to this sweep and kept leased (renewed)
+    while it runs, then given back; a sweep that dies leaves leases that expire, and the next
+    sweep takes over."""
     ledger, lease_s = runtime.ledger, runtime.settings.claim_lease_s
-    claim = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-    leased = await ledger.claim_unfinished(claim, lease_s=lease_s)
+    claim = claim_for_run(flow_run.get_id())
+    leased = await ledger.claim_unfinished(claim, lease_s=lease_s, limit=limit)
+    get_run_logger().info("leased %d unfinished job(s) as %s", len(leased), claim)
 
     async def renew() -> None:
         while True:
             await asyncio.sleep(lease_s / 3)
             try:
-                await ledger.renew_claim(claim, lease_s=lease_s)
+                held = await ledger.renew_claim(claim, lease_s=lease_s)
+                get_run_logger().debug("lease renewed on %d unfinished job(s)", held)
             except Exception as exc:  # the next renewal may work; the lease outlives two misses
                 get_run_logger().warning("could not renew the sweep's lease: %s", exc)
 

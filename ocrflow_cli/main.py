@@ -264,13 +264,23 @@ def setup_alerts(
 
 
 @app.command("sweep-interval")
-def sweep_interval(seconds: Annotated[int, typer.Argument(min=5, help="seconds")]) -> None:
+def sweep_interval(
+    seconds: Annotated[int, typer.Argument(min=5, help="seconds")],
+    sharded: Annotated[
+        bool | None,
+        typer.Option(
+            "--sharded/--single",
+            help="sweep with the sharded sweep (several workers) or the plain one; "
+            "default: whichever is scheduled now",
+        ),
+    ] = None,
+) -> None:
     """Set how often the deployed sweep runs (replaces its schedule on the server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from ocrflow_cli.server_setup import set_sweep_interval  # noqa: PLC0415
 
-    asyncio.run(set_sweep_interval(seconds))
-    console.print(f"the sweep now runs every {seconds} s")
+    chosen = asyncio.run(set_sweep_interval(seconds, sharded=sharded))
+    console.print(f"{chosen} now runs every {seconds} s")
 
 
 @app.command()
@@ -283,11 +293,31 @@ def serve(
     emulator: Annotated[
         bool, typer.Option(help="start the emulator; off: the service OCRFLOW_* names")
     ] = True,
+    server_database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="the Prefect server's database, postgresql+asyncpg://… (created if missing); "
+            "default: SQLite in --home",
+            envvar="OCRFLOW_SERVER_DATABASE_URL",
+        ),
+    ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Redis for the server's messaging (redis://…)", envvar="OCRFLOW_REDIS_URL"
+        ),
+    ] = None,
+    shard_workers: Annotated[
+        int, typer.Option(min=0, help="workers for the sharded sweep (scale-out)")
+    ] = 0,
 ) -> None:
-    """Start the whole stack: Prefect server, emulator, deployments, worker, alerts."""
-    from ocrflow_cli.stack import start_stack  # noqa: PLC0415
+    """Start the whole stack: Prefect server, emulator, deployments, workers, alerts."""
+    from ocrflow_cli.stack import ensure_database, start_stack  # noqa: PLC0415
 
-    with console.status("starting the Prefect server, the emulator and a worker…"):
+    for url in (server_database_url, os.environ.get("OCRFLOW_LEDGER_URL")):
+        if url and url.startswith("postgresql"):
+            ensure_database(url)
+    with console.status("starting the Prefect server, the emulator and the workers…"):
         stack = start_stack(
             home,
             server_port=port,
@@ -295,10 +325,15 @@ def serve(
             sweep_interval_s=sweep_interval_s,
             webhook_url=webhook_url,
             with_emulator=emulator,
+            server_database_url=server_database_url,
+            redis_url=redis_url,
+            shard_workers=shard_workers,
         )
+    workers = ", ".join(name for name in stack.pids if "worker" in name)
     console.print(
         f"Prefect UI and API: {stack.api_url.removesuffix('/api')}\n"
         f"emulator:           {stack.emulator_url}\n"
+        f"workers:            {workers}\n"
         f"logs:               {stack.logs}\n"
         "stop with `make stop` (or `ocrflow stop`)"
     )

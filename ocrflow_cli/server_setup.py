@@ -15,7 +15,9 @@ from prefect.client.schemas.schedules import SCHEDULE_TYPES, IntervalSchedule
 
 BLOCK_NAME = "ocrflow-alerts"
 AUTOMATION_NAME = "ocrflow: fetch or pipeline run failed"
-WATCHED_FLOWS = ["fetch-results", "ocr-pipeline"]
+WATCHED_FLOWS = ["fetch-results", "ocr-pipeline", "sharded-sweep"]
+SWEEP = "fetch-results/sweep"
+SHARDED_SWEEP = "sharded-sweep/sharded-sweep"
 SUBJECT = "ocrflow: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}"
 BODY = (
     "Flow run {{ flow_run.name }} ({{ flow_run.id }}) of {{ flow.name }} ended "
@@ -23,16 +25,29 @@ BODY = (
 )
 
 
-async def set_sweep_interval(seconds: int, deployment: str = "fetch-results/sweep") -> None:
-    """Replace the sweep deployment's schedules with one interval schedule."""
+async def set_sweep_interval(seconds: int, *, sharded: bool | None = None) -> str:
+    """Give the sweep one interval schedule; returns the deployment that sweeps.
+
+    ``sharded``: True schedules the sharded sweep (several workers) and pauses the plain one,
+    False the reverse; None keeps whichever is scheduled now (the plain one if neither is).
+    """
     async with get_client() as client:
-        found = await client.read_deployment_by_name(deployment)
+        if sharded is None:
+            found = await client.read_deployment_by_name(SHARDED_SWEEP)
+            schedules = await client.read_deployment_schedules(found.id)
+            sharded = any(schedule.active for schedule in schedules)
+        chosen, other = (SHARDED_SWEEP, SWEEP) if sharded else (SWEEP, SHARDED_SWEEP)
+        paused = await client.read_deployment_by_name(other)
+        for schedule in await client.read_deployment_schedules(paused.id):
+            await client.update_deployment_schedule(paused.id, schedule.id, active=False)
+        found = await client.read_deployment_by_name(chosen)
         for schedule in await client.read_deployment_schedules(found.id):
             await client.delete_deployment_schedule(found.id, schedule.id)
-        schedules: list[tuple[SCHEDULE_TYPES, bool]] = [
+        new: list[tuple[SCHEDULE_TYPES, bool]] = [
             (IntervalSchedule(interval=timedelta(seconds=seconds)), True)
         ]
-        await client.create_deployment_schedules(found.id, schedules)
+        await client.create_deployment_schedules(found.id, new)
+    return chosen
 
 
 async def setup_alerts(webhook_url: str) -> str:

@@ -1,11 +1,16 @@
-"""The whole stack on one machine: a Prefect server (SQLite), the emulator, the deployments,
-a process worker and, when a webhook URL is given, the failure alerts. ``ocrflow serve`` /
+"""The whole stack on one machine: a Prefect server, the emulator, the deployments, a process
+worker and, when a webhook URL is given, the failure alerts. ``ocrflow serve`` /
 ``make serve`` start it; ``ocrflow stop`` / ``make stop`` stop it. Every process binds
 127.0.0.1; their logs and pids live under the stack's folder (``var/stack``).
+
+Scale-out (``make serve-scaled``): the server on PostgreSQL (and Redis for its messaging, when
+given), shard workers that each run one shard of the sharded sweep at a time, and the sharded
+sweep scheduled in place of the plain one. The ledger is whatever ``OCRFLOW_LEDGER_URL`` names.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,14 +20,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import httpx
+from sqlalchemy.engine import make_url
 
 from emulator.server import free_port
 from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from ocrflow_cli.errors import UserError
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORK_POOL = "ocrflow-process"
+SHARD_QUEUE = "shards"  # as in prefect.yaml
 DEFAULT_SWEEP_INTERVAL_S = 600  # as in prefect.yaml
+
+
+def redis_messaging_env(redis_url: str) -> dict[str, str]:
+    """The Prefect server's settings that move its messaging, event cache, causal ordering
+    and concurrency leases from memory into Redis (package prefect-redis)."""
+    return {
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_REDIS_MESSAGING_URL": redis_url,
+    }
 
 
 @dataclass
@@ -42,6 +63,42 @@ class Stack:
         return self.home / "logs"
 
 
+def ensure_database(url: str, timeout_s: float = 10.0) -> bool:
+    """Create the PostgreSQL database ``url`` names when it does not exist; True if created.
+
+    Raises UserError, naming the URL without its password, when the server cannot be reached.
+    """
+    parsed = make_url(url)
+    name = parsed.database
+    if not name or not name.replace("_", "").isalnum():
+        raise UserError(
+            f"{parsed.render_as_string(hide_password=True)}: name a database (letters, digits, _)"
+        )
+
+    async def create() -> bool:
+        connection = await asyncpg.connect(
+            host=parsed.host or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=parsed.username,
+            password=parsed.password,
+            database="postgres",
+            timeout=timeout_s,
+        )
+        try:
+            if await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                return False
+            await connection.execute(f'CREATE DATABASE "{name}"')  # a checked identifier
+            return True
+        finally:
+            await connection.close()
+
+    try:
+        return asyncio.run(create())
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        where = parsed.render_as_string(hide_password=True)
+        raise UserError(f"cannot prepare PostgreSQL database {where}: {exc}") from exc
+
+
 def start_stack(
     home: Path,
     *,
@@ -52,8 +109,17 @@ def start_stack(
     webhook_url: str | None = None,
     extra_env: dict[str, str] | None = None,
     startup_timeout_s: float = 180.0,
+    server_database_url: str | None = None,
+    redis_url: str | None = None,
+    shard_workers: int = 0,
 ) -> Stack:
-    """Start server, emulator, deployments, worker and alerts; returns once all are up."""
+    """Start server, emulator, deployments, workers and alerts; returns once all are up.
+
+    ``server_database_url``: the Prefect server's database (``postgresql+asyncpg://…``; by
+    default SQLite in the stack's folder). ``redis_url``: Redis for the server's messaging.
+    ``shard_workers``: that many more workers, one shard run at a time each, and the sharded
+    sweep scheduled instead of the plain one.
+    """
     home = home.resolve()
     (home / "logs").mkdir(parents=True, exist_ok=True)
     api_url = f"http://127.0.0.1:{server_port}/api"
@@ -68,17 +134,24 @@ def start_stack(
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "OCRFLOW_PROJECT_DIR": str(PROJECT_DIR),
-        "OCRFLOW_LEDGER_URL": os.environ.get(
+        "OCRFLOW_LEDGER_URL": everything.get(
             "OCRFLOW_LEDGER_URL", f"sqlite+aiosqlite:///{home / 'ocrflow.db'}"
         ),
-        "OCRFLOW_RESULTS_DIR": os.environ.get("OCRFLOW_RESULTS_DIR", str(home / "results")),
+        "OCRFLOW_RESULTS_DIR": everything.get("OCRFLOW_RESULTS_DIR", str(home / "results")),
     }
     stack = Stack(home, api_url, None, env)
+    # The database and Redis URLs may carry passwords: the server alone is given them.
+    server_env = dict(env)
+    if server_database_url:
+        server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = server_database_url
+    if redis_url:
+        server_env.update(redis_messaging_env(redis_url))
     try:
         stack.pids["server"] = _spawn(
             stack,
             "server",
             [_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(server_port)],
+            server_env,
         )
         _wait_http(f"{api_url}/health", startup_timeout_s, stack, "server")
         emulator_secret: str | None = None
@@ -107,12 +180,17 @@ def start_stack(
             credentials_env = {"OCRFLOW_CLIENT_SECRET": secrets.get("OCRFLOW_CLIENT_SECRET", "")}
         _run(stack, [sys.executable, "-m", "ocrflow_cli", "setup-credentials"], credentials_env)
         _run(stack, [_bin("prefect"), "--no-prompt", "deploy", "--all"])
-        if sweep_interval_s != DEFAULT_SWEEP_INTERVAL_S:
+        if sweep_interval_s != DEFAULT_SWEEP_INTERVAL_S or shard_workers:
             command = [sys.executable, "-m", "ocrflow_cli", "sweep-interval", str(sweep_interval_s)]
-            _run(stack, command)
-        stack.pids["worker"] = _spawn(
-            stack, "worker", [_bin("prefect"), "worker", "start", "--pool", WORK_POOL]
-        )
+            _run(stack, [*command, "--sharded" if shard_workers else "--single"])
+        worker = [_bin("prefect"), "worker", "start", "--pool", WORK_POOL]
+        # With shard workers, the first worker leaves the shards to them: it runs the rest.
+        queues = ["--work-queue", "default"] if shard_workers else []
+        stack.pids["worker"] = _spawn(stack, "worker", [*worker, *queues, "--name", "worker"])
+        for number in range(1, shard_workers + 1):
+            name = f"shard-worker-{number}"
+            shard = ["--work-queue", SHARD_QUEUE, "--limit", "1", "--name", name]
+            stack.pids[name] = _spawn(stack, name, [*worker, *shard])
         if webhook_url:
             _run(
                 stack,
@@ -136,7 +214,8 @@ def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str
     else:
         pids = stack.pids
     stopped = []
-    for name in ("worker", "emulator", "server"):
+    workers = sorted(name for name in pids if "worker" in name)
+    for name in (*workers, "emulator", "server"):
         pid = pids.get(name)
         if pid is None:
             continue

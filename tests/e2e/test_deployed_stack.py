@@ -21,16 +21,14 @@ import httpx
 import pytest
 
 from emulator.server import free_port
-from emulator.settings import DEMO_CLIENT_ID
 from ocrflow.client import OcrClient
 from ocrflow.jobspec import load_regions_file
 from ocrflow.ledger import JobState, Ledger
 from ocrflow.models import to_wire
-from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.stack import PROJECT_DIR, Stack, start_stack, stop_stack
+from tests.stack_api import api, stack_settings, trigger, wait_for_run
 
 SAMPLE = PROJECT_DIR / "samples" / "id-card.regions.json"
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
 class Receiver:
@@ -98,35 +96,10 @@ def stack(
         stop_stack(running)
 
 
-class PatientClient(httpx.Client):
-    """The Prefect API as a careful client uses it: a busy SQLite server answers 503 at times
-    (it did in CI, right after start-up), so 503 and 429 are tried again, a bounded number of
-    times, as Prefect's own client does."""
-
-    def request(self, *args: Any, **kwargs: Any) -> httpx.Response:
-        for attempt in range(10):
-            response = super().request(*args, **kwargs)
-            if response.status_code not in (429, 503):
-                return response
-            time.sleep(min(0.5 * 2**attempt, 5.0))
-        return response
-
-
-def api(stack: Stack) -> httpx.Client:
-    return PatientClient(base_url=stack.api_url, timeout=30)
-
-
 async def submit_recorded_job(stack: Stack, secret: str) -> str:
     """A job sent to the stack's emulator and recorded in the stack's ledger."""
     spec = load_regions_file(SAMPLE)
-    settings = OcrflowSettings.model_validate(
-        {
-            "base_url": stack.emulator_url,
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": secret,
-            "ledger_url": stack.env["OCRFLOW_LEDGER_URL"],
-        }
-    )
+    settings = stack_settings(stack, secret)
     async with OcrClient(settings) as client:
         job_id = await client.submit_regions(spec.image, spec.wire_regions(), spec.settings)
     ledger = await Ledger.open(settings.ledger_url)
@@ -150,30 +123,6 @@ async def read_ledger(stack: Stack, job_id: str) -> tuple[Any, list[Any]]:
         return await ledger.get_job(job_id), await ledger.results([job_id])
     finally:
         await ledger.close()
-
-
-def trigger(stack: Stack, deployment: str, parameters: dict[str, Any], key: str) -> str:
-    with api(stack) as http:
-        found = http.get(f"/deployments/name/{deployment}")
-        found.raise_for_status()
-        created = http.post(
-            f"/deployments/{found.json()['id']}/create_flow_run",
-            json={"parameters": parameters, "idempotency_key": key},
-        )
-        created.raise_for_status()
-        run_id: str = created.json()["id"]
-        return run_id
-
-
-def wait_for_run(stack: Stack, run_id: str, timeout_s: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    with api(stack) as http:
-        while time.monotonic() < deadline:
-            run: dict[str, Any] = http.get(f"/flow_runs/{run_id}").json()
-            if run["state_type"] in TERMINAL:
-                return run
-            time.sleep(1)
-    raise AssertionError(f"flow run {run_id} did not finish in {timeout_s:.0f} s")
 
 
 def test_rest_trigger_fetches_and_stores_once_per_idempotency_key(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,9 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ocrflow.ledger import Ledger, _Base
-
-POSTGRES_URL_SETTING = "OCRFLOW_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+from tests.services import postgres_url, unreachable
 
 
 async def _reset_tables(url: str) -> None:
@@ -26,11 +23,11 @@ async def _reset_tables(url: str) -> None:
 
 
 async def _postgres_url() -> str:
-    url = os.environ.get(POSTGRES_URL_SETTING, DEFAULT_POSTGRES_URL)
+    url = postgres_url()
     try:
         await asyncio.wait_for(_reset_tables(url), timeout=10)
     except (OSError, TimeoutError) as exc:
-        pytest.skip(f"no PostgreSQL reachable at {url} (set {POSTGRES_URL_SETTING}): {exc}")
+        unreachable(f"{type(exc).__name__}: {exc}")
     return url
 
 

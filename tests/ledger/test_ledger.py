@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import text
 
 from ocrflow.errors import InvalidJobIdError
 from ocrflow.ledger import JobState, Ledger, NewResult, image_digest
@@ -202,3 +203,50 @@ async def test_a_renewed_lease_holds_and_a_released_one_is_free(ledger: Ledger) 
     assert await ledger.claim_unfinished("sweep", lease_s=60) == [JOB_A]  # its own, again
     await ledger.release_claim("sweep")
     assert await ledger.claim_unfinished("other", lease_s=60) == [JOB_A]
+
+
+async def test_the_survey_counts_free_jobs_and_names_every_lease(ledger: Ledger) -> None:
+    for number in range(5):
+        await ledger.record_job(
+            job_id(number), image_sha256=None, source=None, regions=REGIONS, settings={}
+        )
+    assert await ledger.claimable_count() == 5
+    assert await ledger.claim_unfinished("run-a@host:1", lease_s=60, limit=2) == [
+        job_id(0),
+        job_id(1),
+    ]
+    assert await ledger.claim_unfinished("run-b@host:2", lease_s=0.2, limit=1) == [job_id(2)]
+    assert await ledger.claimable_count() == 2
+    await asyncio.sleep(0.3)
+    assert await ledger.claimable_count() == 3  # run-b's lease ran out: its job is free again
+    leases = {lease.claim: lease for lease in await ledger.leases()}
+    assert {claim: lease.jobs for claim, lease in leases.items()} == {
+        "run-a@host:1": 2,
+        "run-b@host:2": 1,
+    }
+    assert not leases["run-a@host:1"].expired()
+    assert leases["run-b@host:2"].expired()
+    await ledger.store_results(job_id(0), [result(0)])  # a stored job leaves the lease
+    assert {lease.claim: lease.jobs for lease in await ledger.leases()}["run-a@host:1"] == 1
+
+
+async def test_a_renewal_does_not_wait_for_a_job_being_stored(ledger: Ledger) -> None:
+    if ledger.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has one writer: a renewal waits its turn by design (no row locks)")
+    for number in range(3):
+        await ledger.record_job(
+            job_id(number), image_sha256=None, source=None, regions=REGIONS, settings={}
+        )
+    assert len(await ledger.claim_unfinished("sweep", lease_s=60)) == 3
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    storing = await Ledger.open(url)  # another connection holds a row lock, as a store does
+    try:
+        async with storing._write() as session:
+            await session.execute(
+                text("SELECT job_id FROM ocrflow_jobs WHERE job_id = :j FOR UPDATE"),
+                {"j": job_id(0)},
+            )
+            renewed = await asyncio.wait_for(ledger.renew_claim("sweep", lease_s=60), 5)
+    finally:
+        await storing.close()
+    assert renewed == 2  # the locked job skipped, the others renewed at once

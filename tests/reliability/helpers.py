@@ -18,9 +18,11 @@ IMAGE = b"simulated scan"  # simulation mode reads no pixels
 REGIONS = [Region(rect=Rect.from_xywh(0, 0, 200, 30), order=0)]
 
 
-async def seed(count: int = 12) -> list[str]:
-    """Submit ``count`` jobs (no fault on yet) and record them, original image kept."""
-    settings = OcrflowSettings()
+async def seed(count: int = 12, settings: OcrflowSettings | None = None) -> list[str]:
+    """Submit ``count`` jobs (no fault on yet) and record them, original image kept.
+
+    ``settings``: the service and the ledger (default: from the environment)."""
+    settings = settings or OcrflowSettings()
     ledger = await Ledger.open(settings.ledger_url)
     try:
         digest = await ledger.save_image(IMAGE)

@@ -1,0 +1,132 @@
+"""Benchmark: the sharded sweep with one shard worker against two, on the scale-out stack.
+
+Starts the stack as ``make serve-scaled`` does (Prefect server and ledger on the local
+PostgreSQL, in databases made for the run and dropped after it; Redis messaging when one
+answers; two shard workers; the emulator in simulation mode), all on 127.0.0.1. For each
+service latency, submits completed jobs into the ledger and triggers the sharded sweep twice
+over fresh jobs: ``shards=1`` (one worker works, the other idles) and ``shards=2`` (one shard
+per worker). Prints jobs per second over the shards' own span (first shard start to last shard
+end) and over the whole parent run (worker pick-up and process start included).
+Run: ``make bench-scale`` (``--jobs 2000 --latency-ms 0 100``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from emulator.server import free_port
+from ocrflow_cli.stack import Stack, ensure_database, start_stack, stop_stack
+from tests.reliability.helpers import seed
+from tests.services import database_url, drop_databases, redis_url_if_reachable
+from tests.stack_api import api, stack_settings, trigger, wait_for_run
+
+
+def _span_s(runs: list[dict[str, Any]]) -> float:
+    starts = [datetime.fromisoformat(r["start_time"]) for r in runs]
+    ends = [datetime.fromisoformat(r["end_time"]) for r in runs]
+    return (max(ends) - min(starts)).total_seconds()
+
+
+def _shard_runs(stack: Stack, parent_id: str) -> list[dict[str, Any]]:
+    with api(stack) as http:
+        parent = http.get(f"/flow_runs/{parent_id}").json()
+        found = http.post(
+            "/flow_runs/filter",
+            json={
+                "flow_runs": {
+                    "tags": {"all_": ["shard"]},
+                    "expected_start_time": {"after_": parent["start_time"]},
+                }
+            },
+        ).json()
+    return [run for run in found if run["state_type"] == "COMPLETED"]
+
+
+def measure(stack: Stack, jobs: int, shards: int, latency_ms: int) -> dict[str, float]:
+    """Seed ``jobs`` completed jobs, sweep them in ``shards`` shards; the run's figures."""
+    emulator = str(stack.emulator_url)
+    httpx.put(f"{emulator}/_emulator/faults", json={}, timeout=10).raise_for_status()
+    asyncio.run(seed(jobs, stack_settings(stack)))
+    faults = {"latency_s": latency_ms / 1000}
+    httpx.put(f"{emulator}/_emulator/faults", json=faults, timeout=10).raise_for_status()
+    started = time.monotonic()
+    parent_id = trigger(
+        stack, "sharded-sweep/sharded-sweep", {"shards": shards}, key=uuid.uuid4().hex
+    )
+    parent = wait_for_run(stack, parent_id, timeout_s=1800)
+    wall_s = time.monotonic() - started
+    if parent["state_type"] != "COMPLETED":
+        raise RuntimeError(f"the sharded sweep ended {parent['state_type']}: {parent['state']}")
+    runs = _shard_runs(stack, parent_id)
+    span_s = _span_s(runs)
+    return {"shard runs": len(runs), "span_s": span_s, "wall_s": wall_s, "jobs": jobs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=int, nargs="+", default=[0, 100])
+    args = parser.parse_args()
+
+    run = uuid.uuid4().hex[:8]
+    server_db = database_url(f"ocrflow_bench_{run}_prefect")
+    ledger_db = database_url(f"ocrflow_bench_{run}_ledger")
+    for url in (server_db, ledger_db):
+        ensure_database(url)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ocrflow-bench-scale-") as home:
+        stack = start_stack(
+            Path(home),
+            server_port=free_port(),
+            sweep_interval_s=3600,
+            server_database_url=server_db,
+            redis_url=redis_url_if_reachable(10),
+            shard_workers=2,
+            extra_env={
+                "OCRFLOW_LEDGER_URL": ledger_db,
+                "OCRFLOW_EMULATOR_SIMULATE": "true",
+                "OCRFLOW_EMULATOR_PROCESSING__SECONDS": "0",
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
+            },
+        )
+        try:
+            for latency_ms in args.latency_ms:
+                for shards in (1, 2):
+                    figures = measure(stack, args.jobs, shards, latency_ms)
+                    rows.append((latency_ms, shards, figures))
+                    print(f"  latency {latency_ms} ms, {shards} worker(s): {figures}", flush=True)
+        finally:
+            stop_stack(stack)
+            asyncio.run(drop_databases([server_db, ledger_db]))
+
+    print()
+    print(f"Sharded sweep of {args.jobs} completed jobs, PostgreSQL server and ledger")
+    print()
+    print(
+        "| latency | workers | shard runs | shards' span s | jobs/s (span) | parent run s | jobs/s (parent) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for latency_ms, shards, f in rows:
+        print(
+            f"| {latency_ms} ms | {shards} | {f['shard runs']:.0f} | {f['span_s']:.1f} | "
+            f"{f['jobs'] / f['span_s']:.0f} | {f['wall_s']:.1f} | {f['jobs'] / f['wall_s']:.0f} |"
+        )
+    for latency_ms in args.latency_ms:
+        one, two = (f for lat, _, f in rows if lat == latency_ms)
+        print(
+            f"\n{latency_ms} ms: two workers settle {one['span_s'] / two['span_s']:.2f}x as fast "
+            f"as one (shards' span), {one['wall_s'] / two['wall_s']:.2f}x counting the parent run"
+        )
+
+
+if __name__ == "__main__":
+    main()
