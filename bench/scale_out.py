@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import time
 import uuid
@@ -28,6 +29,8 @@ from ocrflow_cli.stack import Stack, ensure_database, start_stack, stop_stack
 from tests.reliability.helpers import seed
 from tests.services import database_url, drop_databases, redis_url_if_reachable
 from tests.stack_api import api, stack_settings, trigger, wait_for_run
+
+RESULTS = Path(__file__).parent / "results" / "scale_out.json"
 
 
 def _span_s(runs: list[dict[str, Any]]) -> float:
@@ -108,6 +111,9 @@ def main() -> None:
             stop_stack(stack)
             asyncio.run(drop_databases([server_db, ledger_db]))
 
+    results = [{"latency_ms": lat, "workers": n, **f} for lat, n, f in rows]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"jobs": args.jobs, "rows": results}, indent=2) + "\n")
     print()
     print(f"Sharded sweep of {args.jobs} completed jobs, PostgreSQL server and ledger")
     print()

@@ -1,5 +1,7 @@
 """Prefect flows that only orchestrate: which jobs, in what order, with what concurrency.
 
 ``submit_regions`` (images → jobs), ``fetch_results`` (the parent flow: jobs → stored
-results, with resubmission) and ``ocr_pipeline`` (both). No HTTP or SQL here: tasks do it.
+results, with resubmission), ``ocr_pipeline`` (both) and ``sharded_sweep`` (the unfinished jobs
+in shard runs over several workers). No HTTP to the service or SQL here: tasks do it (the
+sweep's lease on its jobs is the one ledger call a flow makes itself, around its tasks).
 """

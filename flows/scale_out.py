@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from prefect import flow, states
@@ -32,6 +32,16 @@ from ocrflow.settings import OcrflowSettings
 from tasks.leases import LeaseSurvey, survey_leases
 
 SHARD_DEPLOYMENT = "fetch-results/shard"
+
+
+class LoggerLike(Protocol):
+    """The run logger, or any logger (tests)."""
+
+    def info(self, msg: str, *args: object) -> None: ...
+    def warning(self, msg: str, *args: object) -> None: ...
+    def error(self, msg: str, *args: object) -> None: ...
+
+
 _TERMINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
 
 
@@ -77,7 +87,7 @@ async def sharded_sweep(
         return states.Completed(message=message)
     count = max(1, min(shards, survey.claimable // min_shard_jobs))
     size = math.ceil(survey.claimable / count)
-    watch = _Watch(shard_deployment, OcrflowSettings().claim_lease_s, max_takeovers)
+    watch = ShardWatch(shard_deployment, OcrflowSettings().claim_lease_s, max_takeovers, logger)
     for number in range(1, count + 1):
         await watch.start(f"shard-{number}-of-{count}", size)
     logger.info("%d unfinished job(s) in %d shard(s) of up to %d", survey.claimable, count, size)
@@ -85,15 +95,20 @@ async def sharded_sweep(
     return await watch.report(survey.claimable)
 
 
-class _Watch:
+class ShardWatch:
     """The shard runs of one sharded sweep: started, watched, taken over when their worker dies."""
 
-    def __init__(self, deployment: str, lease_s: float, max_takeovers: int) -> None:
+    def __init__(
+        self, deployment: str, lease_s: float, max_takeovers: int, logger: LoggerLike
+    ) -> None:
         self.deployment, self.lease_s, self.takeovers_left = deployment, lease_s, max_takeovers
+        self.logger = logger
         self.shards: list[Shard] = []
-        # How often to look: a few times per lease, so a dead shard is noticed soon after its
-        # lease runs out, but not so often that the ledger and the API are kept busy.
-        self.check_s = min(30.0, max(1.0, lease_s / 4))
+        # The shards' states are read every couple of seconds (one cheap API read each), so
+        # the sweep ends soon after its last shard; their leases a few times per lease, so a
+        # dead shard is noticed soon after its lease runs out without keeping the ledger busy.
+        self.state_check_s = 2.0
+        self.lease_check_s = min(30.0, max(1.0, lease_s / 4))
         # A running shard may hold no lease for a moment (before its claim, after its release);
         # longer than this, its worker is presumed gone.
         self.grace_s = max(lease_s, 30.0)
@@ -111,7 +126,7 @@ class _Watch:
         return shard
 
     async def until_all_end(self, start_timeout_s: float) -> None:
-        logger = get_run_logger()
+        leases_read_at = time.monotonic()
         while True:
             await self._read_states()
             active = [s for s in self.shards if not s.ended]
@@ -123,13 +138,15 @@ class _Watch:
                     now - shard.started_at > start_timeout_s
                 ):
                     why = f"no worker started it within {start_timeout_s:.0f} s"
-                    logger.error("%s: %s", shard.name, why)
+                    self.logger.error("%s: %s", shard.name, why)
                     await self._set_state(shard, states.Cancelled(message=why))
-            if any(s.state is StateType.RUNNING for s in active):
-                await self._find_dead(await survey_leases())
-            await asyncio.sleep(self.check_s)
+            running = any(s.state is StateType.RUNNING for s in active)
+            if running and now - leases_read_at >= self.lease_check_s:
+                leases_read_at = now
+                await self.find_dead(await survey_leases())
+            await asyncio.sleep(self.state_check_s)
 
-    async def _find_dead(self, survey: LeaseSurvey) -> None:
+    async def find_dead(self, survey: LeaseSurvey) -> None:
         """Mark shards whose worker died Crashed, and start takeovers for their jobs."""
         leases: dict[str, Lease] = {run_of_claim(lease.claim): lease for lease in survey.leases}
         now, clock = datetime.now(UTC), time.monotonic()
@@ -153,7 +170,7 @@ class _Watch:
             await self._take_over(shard, why, lease.jobs if lease else survey.claimable)
 
     async def _take_over(self, shard: Shard, why: str, jobs: int) -> None:
-        logger = get_run_logger()
+        logger = self.logger
         logger.warning("%s: %s", shard.name, why)
         await self._set_state(shard, states.Crashed(message=why))
         if jobs == 0:
@@ -199,6 +216,12 @@ class _Watch:
             ],
             description="The shard runs of this sweep and how each ended",
         )
+        final = self.outcome(jobs)
+        self.logger.info("sharded sweep finished: %s", final.message)
+        return final
+
+    def outcome(self, jobs: int) -> State[Any]:
+        """Failed when a shard ended other than Completed and was not taken over."""
         failed = [
             s for s in self.shards if s.state is not StateType.COMPLETED and not s.taken_over_by
         ]
@@ -208,7 +231,6 @@ class _Watch:
             f"{len(self.shards) - len(failed) - taken} completed, {taken} taken over, "
             f"{len(failed)} failed"
         )
-        get_run_logger().info("sharded sweep finished: %s", headline)
         if failed:
             detail = "; ".join(f"{s.name}: {s.message}" for s in failed)
             return states.Failed(message=f"{headline} ({detail})"[:1000])

@@ -274,13 +274,17 @@ def sweep_interval(
             "default: whichever is scheduled now",
         ),
     ] = None,
+    shards: Annotated[
+        int | None, typer.Option(min=1, help="shard runs per sharded sweep (shard workers)")
+    ] = None,
 ) -> None:
     """Set how often the deployed sweep runs (replaces its schedule on the server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from ocrflow_cli.server_setup import set_sweep_interval  # noqa: PLC0415
 
-    chosen = asyncio.run(set_sweep_interval(seconds, sharded=sharded))
-    console.print(f"{chosen} now runs every {seconds} s")
+    chosen = asyncio.run(set_sweep_interval(seconds, sharded=sharded, shards=shards))
+    extra = f", {shards} shard runs each" if shards else ""
+    console.print(f"{chosen} now runs every {seconds} s{extra}")
 
 
 @app.command()

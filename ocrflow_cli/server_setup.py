@@ -11,6 +11,7 @@ from datetime import timedelta
 from prefect.automations import Automation, EventTrigger, Posture, SendNotification
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, IntervalSchedule
 
 BLOCK_NAME = "ocrflow-alerts"
@@ -25,11 +26,14 @@ BODY = (
 )
 
 
-async def set_sweep_interval(seconds: int, *, sharded: bool | None = None) -> str:
+async def set_sweep_interval(
+    seconds: int, *, sharded: bool | None = None, shards: int | None = None
+) -> str:
     """Give the sweep one interval schedule; returns the deployment that sweeps.
 
     ``sharded``: True schedules the sharded sweep (several workers) and pauses the plain one,
     False the reverse; None keeps whichever is scheduled now (the plain one if neither is).
+    ``shards``: how many shard runs the sharded sweep starts (its default parameter).
     """
     async with get_client() as client:
         if sharded is None:
@@ -47,6 +51,12 @@ async def set_sweep_interval(seconds: int, *, sharded: bool | None = None) -> st
             (IntervalSchedule(interval=timedelta(seconds=seconds)), True)
         ]
         await client.create_deployment_schedules(found.id, new)
+        if shards is not None:
+            sharded_sweep = await client.read_deployment_by_name(SHARDED_SWEEP)
+            parameters = {**sharded_sweep.parameters, "shards": shards}
+            await client.update_deployment(
+                sharded_sweep.id, DeploymentUpdate(parameters=parameters)
+            )
     return chosen
 
 

@@ -182,7 +182,8 @@ def start_stack(
         _run(stack, [_bin("prefect"), "--no-prompt", "deploy", "--all"])
         if sweep_interval_s != DEFAULT_SWEEP_INTERVAL_S or shard_workers:
             command = [sys.executable, "-m", "ocrflow_cli", "sweep-interval", str(sweep_interval_s)]
-            _run(stack, [*command, "--sharded" if shard_workers else "--single"])
+            sharded = ["--sharded", "--shards", str(shard_workers)] if shard_workers else []
+            _run(stack, [*command, *(sharded or ["--single"])])
         worker = [_bin("prefect"), "worker", "start", "--pool", WORK_POOL]
         # With shard workers, the first worker leaves the shards to them: it runs the rest.
         queues = ["--work-queue", "default"] if shard_workers else []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -31,16 +32,33 @@ async def _postgres_url() -> str:
     return url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}"
-    else:
-        url = await _postgres_url()
+@asynccontextmanager
+async def _on_postgres() -> AsyncIterator[Ledger]:
+    """A ledger in the test database, its tables dropped after it."""
+    url = await _postgres_url()
     opened = await Ledger.open(url)
     try:
         yield opened
     finally:
         await opened.close()
-        if request.param == "postgresql":
-            await _reset_tables(url)
+        await _reset_tables(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
+    if request.param == "postgresql":
+        async with _on_postgres() as opened:
+            yield opened
+        return
+    opened = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def postgres_ledger() -> AsyncIterator[Ledger]:
+    """The ledger on PostgreSQL only: for what only PostgreSQL does (row locks)."""
+    async with _on_postgres() as opened:
+        yield opened

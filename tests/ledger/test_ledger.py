@@ -230,9 +230,9 @@ async def test_the_survey_counts_free_jobs_and_names_every_lease(ledger: Ledger)
     assert {lease.claim: lease.jobs for lease in await ledger.leases()}["run-a@host:1"] == 1
 
 
-async def test_a_renewal_does_not_wait_for_a_job_being_stored(ledger: Ledger) -> None:
-    if ledger.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite has one writer: a renewal waits its turn by design (no row locks)")
+async def test_a_renewal_does_not_wait_for_a_job_being_stored(postgres_ledger: Ledger) -> None:
+    # PostgreSQL only: SQLite has one writer and no row locks, a renewal waits its turn.
+    ledger = postgres_ledger
     for number in range(3):
         await ledger.record_job(
             job_id(number), image_sha256=None, source=None, regions=REGIONS, settings={}

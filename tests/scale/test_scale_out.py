@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -171,7 +172,8 @@ def test_a_killed_worker_s_jobs_are_finished_by_the_other_once_its_lease_expires
     victim = _worker_of(stack, victim_run["id"])
     assert victim is not None
     assert victim.startswith("shard-worker")
-    _kill_with_descendants(stack.pids.pop(victim))
+    stack.pids.pop(victim)
+    _kill_with_descendants(stack.processes.pop(victim))
     killed_at = time.monotonic()
 
     parent = wait_for_run(stack, parent_id, 240)
@@ -195,19 +197,14 @@ def test_a_killed_worker_s_jobs_are_finished_by_the_other_once_its_lease_expires
     assert leases == []
 
 
-def _kill_with_descendants(pid: int) -> None:
-    """SIGKILL a process and everything it started, as a machine that dies would."""
-    doomed = [pid, *_descendants(pid)]
-    for each in doomed:
+def _kill_with_descendants(worker: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a worker and everything it started, as a machine that dies would."""
+    for pid in [worker.pid, *_descendants(worker.pid)]:
         try:
-            os.kill(each, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
-    for each in doomed:
-        try:
-            os.waitpid(each, 0)
-        except ChildProcessError:
-            continue
+    worker.wait(timeout=30)  # reaped; its flow run's process was not ours to reap
 
 
 def _descendants(pid: int) -> list[int]:
