@@ -24,10 +24,9 @@ from typing import Any
 
 import httpx
 
-from emulator.server import free_port
-from ocrflow_cli.stack import Stack, ensure_database, start_stack, stop_stack
+from ocrflow_cli.stack import Stack
 from tests.reliability.helpers import seed
-from tests.services import database_url, drop_databases, redis_url_if_reachable
+from tests.services import scaled_stack
 from tests.stack_api import api, stack_settings, trigger, wait_for_run
 
 RESULTS = Path(__file__).parent / "results" / "scale_out.json"
@@ -80,36 +79,16 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, nargs="+", default=[0, 100])
     args = parser.parse_args()
 
-    run = uuid.uuid4().hex[:8]
-    server_db = database_url(f"ocrflow_bench_{run}_prefect")
-    ledger_db = database_url(f"ocrflow_bench_{run}_ledger")
-    for url in (server_db, ledger_db):
-        ensure_database(url)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="ocrflow-bench-scale-") as home:
-        stack = start_stack(
-            Path(home),
-            server_port=free_port(),
-            sweep_interval_s=3600,
-            server_database_url=server_db,
-            redis_url=redis_url_if_reachable(10),
-            shard_workers=2,
-            extra_env={
-                "OCRFLOW_LEDGER_URL": ledger_db,
-                "OCRFLOW_EMULATOR_SIMULATE": "true",
-                "OCRFLOW_EMULATOR_PROCESSING__SECONDS": "0",
-                "PREFECT_WORKER_QUERY_SECONDS": "1",
-            },
-        )
-        try:
-            for latency_ms in args.latency_ms:
-                for shards in (1, 2):
-                    figures = measure(stack, args.jobs, shards, latency_ms)
-                    rows.append((latency_ms, shards, figures))
-                    print(f"  latency {latency_ms} ms, {shards} worker(s): {figures}", flush=True)
-        finally:
-            stop_stack(stack)
-            asyncio.run(drop_databases([server_db, ledger_db]))
+    with (
+        tempfile.TemporaryDirectory(prefix="ocrflow-bench-scale-") as home,
+        scaled_stack(Path(home), "bench", 10, {}) as stack,
+    ):
+        for latency_ms in args.latency_ms:
+            for shards in (1, 2):
+                figures = measure(stack, args.jobs, shards, latency_ms)
+                rows.append((latency_ms, shards, figures))
+                print(f"  latency {latency_ms} ms, {shards} worker(s): {figures}", flush=True)
 
     results = [{"latency_ms": lat, "workers": n, **f} for lat, n, f in rows]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

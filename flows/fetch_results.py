@@ -118,10 +118,10 @@ async def settle_jobs(
     not done yet, failed or not found go on alone (their own status check with Prefect's
     retries, resubmission), at most ``window`` at once.
     """
-    if job_ids is None:  # a sweep: lease the unfinished jobs no other live sweep holds
-        async with _leased(runtime, limit) as leased:
-            return await _settle(runtime, leased)
-    return await _settle(runtime, job_ids)
+    # Every job this run settles is leased to it first, so that no other live run (a sweep, a
+    # shard, another fetch) fetches it at the same time.
+    async with _leased(runtime, job_ids, limit) as (leased, elsewhere):
+        return await _settle(runtime, leased if job_ids is None else job_ids, elsewhere)
 
 
 def claim_for_run(run_id: str | None) -> str:
@@ -136,13 +136,24 @@ def run_of_claim(claim: str) -> str:
 
 
 @asynccontextmanager
-async def _leased(runtime: Runtime, limit: int | None) -> AsyncIterator[list[str]]:
-    """The unfinished jobs (``limit`` at most), leased to this sweep and kept leased (renewed)
-    while it runs, then given back; a sweep that dies leaves leases that expire, and the next
-    sweep takes over."""
+async def _leased(
+    runtime: Runtime, job_ids: list[str] | None, limit: int | None
+) -> AsyncIterator[tuple[list[str], set[str]]]:
+    """Jobs leased to this run, kept leased (renewed) while it runs, then given back; a run
+    that dies leaves leases that expire, and the next sweep takes over.
+
+    Without ids, the unfinished jobs no live run holds (``limit`` at most); with ids, those of
+    them the ledger has unfinished. Yields (the jobs leased, the ids another live run holds).
+    """
     ledger, lease_s = runtime.ledger, runtime.settings.claim_lease_s
     claim = claim_for_run(flow_run.get_id())
-    leased = await ledger.claim_unfinished(claim, lease_s=lease_s, limit=limit)
+    elsewhere: set[str] = set()
+    if job_ids is None:
+        leased = await ledger.claim_unfinished(claim, lease_s=lease_s, limit=limit)
+    else:
+        valid = [job_id for job_id in job_ids if _is_job_id(job_id)]  # the rest are reported
+        leased, held = await ledger.claim_jobs(claim, valid, lease_s=lease_s)
+        elsewhere = set(held)
     get_run_logger().info("leased %d unfinished job(s) as %s", len(leased), claim)
 
     async def renew() -> None:
@@ -156,7 +167,7 @@ async def _leased(runtime: Runtime, limit: int | None) -> AsyncIterator[list[str
 
     renewing = asyncio.create_task(renew())
     try:
-        yield leased
+        yield leased, elsewhere
     finally:
         renewing.cancel()
         with suppress(asyncio.CancelledError):
@@ -164,27 +175,44 @@ async def _leased(runtime: Runtime, limit: int | None) -> AsyncIterator[list[str
         await ledger.release_claim(claim)
 
 
-async def _settle(runtime: Runtime, requested: list[str]) -> FetchSummary:
-    """Check the ids, then settle the valid ones, each once."""
-    invalid: dict[int, JobReport] = {}
+def _is_job_id(raw: str) -> bool:
+    try:
+        validate_job_id(raw)
+    except InvalidJobIdError:
+        return False
+    return True
+
+
+async def _settle(runtime: Runtime, requested: list[str], elsewhere: set[str]) -> FetchSummary:
+    """Check the ids, then settle the valid ones, each once; ``elsewhere``: ids another live
+    run holds, reported and left to it."""
+    decided: dict[int, JobReport] = {}
     valid: dict[int, str] = {}
     seen: set[str] = set()
     for index, raw in enumerate(requested):
         try:
             job_id = validate_job_id(raw)
         except InvalidJobIdError as exc:
-            invalid[index] = JobReport(
+            decided[index] = JobReport(
                 job_id=str(raw)[:80], outcome=Outcome.INVALID, known=False, message=str(exc)
             )
             continue
         if job_id in seen:  # settled once; a second report would only repeat the first
             continue
         seen.add(job_id)
+        if job_id in elsewhere:
+            decided[index] = JobReport(
+                job_id=job_id,
+                outcome=Outcome.ELSEWHERE,
+                final_job_id=job_id,
+                message="another live run holds this job's lease and settles it: not fetched twice",
+            )
+            continue
         valid[index] = job_id
     records = {r.job_id: r for r in await runtime.ledger.jobs(set(valid.values()))}
-    sweep = _Sweep(runtime, records, Progress(len(valid) + len(invalid)))
+    sweep = _Sweep(runtime, records, Progress(len(valid) + len(decided)))
     sweep.progress.start()
-    for index, report in invalid.items():
+    for index, report in decided.items():
         await sweep.finish(index, report)
     await sweep.run(valid)
     await sweep.progress.close()

@@ -24,6 +24,7 @@ class Outcome(StrEnum):
 
     STORED = "stored"  # results written now
     ALREADY_DONE = "already_done"  # final in the ledger before this run: not fetched again
+    ELSEWHERE = "elsewhere"  # another live run holds its lease: settled there, not twice
     FAILED = "failed"  # Error or NotExist, and no (more) resubmission possible
     TIMED_OUT = "timed_out"  # still unfinished at the polling deadline
     ERROR = "error"  # this run could not settle it (auth, service down…): left for the next
@@ -32,7 +33,7 @@ class Outcome(StrEnum):
     @property
     def is_failure(self) -> bool:
         """Failures make the run end Failed."""
-        return self not in (Outcome.STORED, Outcome.ALREADY_DONE)
+        return self not in (Outcome.STORED, Outcome.ALREADY_DONE, Outcome.ELSEWHERE)
 
 
 class JobReport(BaseModel):

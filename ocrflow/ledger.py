@@ -365,16 +365,46 @@ class Ledger:
         their ids. Jobs another claim holds are skipped (``FOR UPDATE SKIP LOCKED`` on
         PostgreSQL, so concurrent sweeps never take the same job); a lease that expired (its
         sweep died) is taken over."""
+        return await self._claim(claim, lease_s, None, limit)
+
+    async def claim_jobs(
+        self, claim: str, job_ids: Iterable[str], *, lease_s: float
+    ) -> tuple[list[str], list[str]]:
+        """Lease the given unfinished jobs to ``claim``, as :meth:`claim_unfinished` does;
+        returns (the ids now held by ``claim``, the ids another live claim holds). Ids the
+        ledger does not know, or knows finished, are in neither."""
+        wanted = sorted({validate_job_id(job_id) for job_id in job_ids})
+        taken: list[str] = []
+        for start in range(0, len(wanted), _IN_LIST_CHUNK):
+            chunk = wanted[start : start + _IN_LIST_CHUNK]
+            taken += await self._claim(claim, lease_s, chunk, None)
+        held = set(taken)
+        elsewhere: list[str] = []
+        async with self._sessions() as session:
+            for start in range(0, len(wanted), _IN_LIST_CHUNK):
+                chunk = [j for j in wanted[start : start + _IN_LIST_CHUNK] if j not in held]
+                unfinished = (
+                    select(JobRow.job_id)
+                    .where(JobRow.job_id.in_(chunk))
+                    .where(JobRow.state == JobState.SUBMITTED.value)
+                )
+                elsewhere += (await session.scalars(unfinished)).all()
+        return taken, sorted(elsewhere)
+
+    async def _claim(
+        self, claim: str, lease_s: float, among: list[str] | None, limit: int | None
+    ) -> list[str]:
         now = _now()
         is_free = (JobRow.state == JobState.SUBMITTED.value) & (
             JobRow.claim_expires_at.is_(None)
             | (JobRow.claim_expires_at < now)
             | (JobRow.claimed_by == claim)
         )
+        free = select(JobRow.job_id).where(is_free)
+        if among is not None:
+            free = free.where(JobRow.job_id.in_(among))
         free = (
-            select(JobRow.job_id)
-            .where(is_free)
-            .order_by(JobRow.created_at, JobRow.job_id)
+            free.order_by(JobRow.created_at, JobRow.job_id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -539,6 +569,10 @@ class Ledger:
                         attempt=old.attempt + 1,
                         image_bytes=image_bytes,
                         created_at=submitted_at or _now(),
+                        # The sweep that resubmits polls the new job: it holds it as it held
+                        # the old, so no other sweep takes it meanwhile.
+                        claimed_by=old.claimed_by,
+                        claim_expires_at=old.claim_expires_at,
                     )
                 )
             old.state = JobState.RESUBMITTED.value

@@ -63,6 +63,22 @@ class Stack:
         return self.home / "logs"
 
 
+async def connect_postgres(
+    url: str, *, database: str | None = None, timeout_s: float = 10.0
+) -> asyncpg.Connection:
+    """A plain asyncpg connection to the server a SQLAlchemy URL names (to ``database``, by
+    default the URL's own): for creating and dropping databases, which SQLAlchemy does not."""
+    parsed = make_url(url)
+    return await asyncpg.connect(
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database=database or parsed.database,
+        timeout=timeout_s,
+    )
+
+
 def ensure_database(url: str, timeout_s: float = 10.0) -> bool:
     """Create the PostgreSQL database ``url`` names when it does not exist; True if created.
 
@@ -76,14 +92,7 @@ def ensure_database(url: str, timeout_s: float = 10.0) -> bool:
         )
 
     async def create() -> bool:
-        connection = await asyncpg.connect(
-            host=parsed.host or "127.0.0.1",
-            port=parsed.port or 5432,
-            user=parsed.username,
-            password=parsed.password,
-            database="postgres",
-            timeout=timeout_s,
-        )
+        connection = await connect_postgres(url, database="postgres", timeout_s=timeout_s)
         try:
             if await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
                 return False

@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
+
+from emulator.server import free_port
+from ocrflow_cli.stack import Stack, connect_postgres, ensure_database, start_stack, stop_stack
 
 POSTGRES_URL_SETTING = "OCRFLOW_TEST_POSTGRES_URL"
 REQUIRE_SETTING = "OCRFLOW_TEST_REQUIRE_POSTGRES"  # `.ci/run` sets it: no PostgreSQL, no pass
@@ -54,20 +62,8 @@ def database_url(name: str) -> str:
 
 async def check_reachable(timeout_s: float = 10.0) -> None:
     """Connect once; skip (or fail) the test when nothing answers."""
-    import asyncpg
-
-    url = make_url(postgres_url())
     try:
-        connection = await asyncio.wait_for(
-            asyncpg.connect(
-                host=url.host or "127.0.0.1",
-                port=url.port or 5432,
-                user=url.username,
-                password=url.password,
-                database=url.database,
-            ),
-            timeout_s,
-        )
+        connection = await connect_postgres(postgres_url(), timeout_s=timeout_s)
     except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
         unreachable(f"{type(exc).__name__}: {exc}")
     else:
@@ -76,19 +72,42 @@ async def check_reachable(timeout_s: float = 10.0) -> None:
 
 async def drop_databases(urls: list[str]) -> None:
     """Drop the databases a test made (connections to them are closed first)."""
-    import asyncpg
-
-    server = make_url(urls[0])
-    connection = await asyncpg.connect(
-        host=server.host or "127.0.0.1",
-        port=server.port or 5432,
-        user=server.username,
-        password=server.password,
-        database="postgres",
-    )
+    connection = await connect_postgres(urls[0], database="postgres")
     try:
         for url in urls:
             name = make_url(url).database
             await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await connection.close()
+
+
+@contextmanager
+def scaled_stack(home: Path, name: str, redis_db: int, env: dict[str, str]) -> Iterator[Stack]:
+    """The scale-out stack as `make serve-scaled` starts it, on databases of its own (made
+    for it, dropped after it), two shard workers and the emulator in simulation mode."""
+    run = f"ocrflow_{name}_{uuid.uuid4().hex[:8]}"
+    server_db, ledger_db = database_url(f"{run}_prefect"), database_url(f"{run}_ledger")
+    for url in (server_db, ledger_db):
+        ensure_database(url)
+    try:
+        stack = start_stack(
+            home,
+            server_port=free_port(),
+            sweep_interval_s=3600,
+            server_database_url=server_db,
+            redis_url=redis_url_if_reachable(redis_db),
+            shard_workers=2,
+            extra_env={
+                "OCRFLOW_LEDGER_URL": ledger_db,
+                "OCRFLOW_EMULATOR_SIMULATE": "true",
+                "OCRFLOW_EMULATOR_PROCESSING__SECONDS": "0",
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
+                **env,
+            },
+        )
+        try:
+            yield stack
+        finally:
+            stop_stack(stack)
+    finally:
+        asyncio.run(drop_databases([server_db, ledger_db]))

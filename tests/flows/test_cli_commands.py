@@ -5,14 +5,27 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ocrflow_cli.main import app
 from tests.flows.conftest import SAMPLES
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The commands quiet Prefect through os.environ, as a CLI process may; run in-process
+    here, that must not outlive the test (it silenced every later stack's logs)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_submit_fetch_and_export(ocrflow_env: Path) -> None:

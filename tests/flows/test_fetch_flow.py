@@ -265,6 +265,34 @@ async def test_an_id_given_twice_is_settled_once(
     assert [r.job_id for r in summary.reports] == [job_id]
 
 
+async def test_a_fetch_by_id_leaves_a_job_another_live_run_holds_to_it(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    held, free = await submit(sample(), sample("application-form"))
+    store = await ledger()
+    try:  # another run (a sweep, a shard) holds the first job's lease and is alive
+        assert await store.claim_unfinished("other-run@host:1", lease_s=300, limit=1) == [held]
+    finally:
+        await store.close()
+    gets_before = emulator.state.counts["get_RecognizeRegions"]
+    state, summary = await fetch([held, free])
+    assert state.is_completed(), state.message  # left to the other run: not a failure
+    by_id = {r.job_id: r for r in summary.reports}
+    assert by_id[held].outcome is Outcome.ELSEWHERE
+    assert "not fetched twice" in by_id[held].message
+    assert by_id[free].outcome is Outcome.STORED
+    assert emulator.state.counts["get_RecognizeRegions"] - gets_before == 1  # the free one only
+    store = await ledger()
+    try:
+        still = await store.get_job(held)
+        leases = {lease.claim: lease.jobs for lease in await store.leases()}
+    finally:
+        await store.close()
+    assert still is not None
+    assert still.state is JobState.SUBMITTED
+    assert leases == {"other-run@host:1": 1}  # the run gave back its own lease, not the other's
+
+
 async def task_run_names(flow_run_id: Any, expected: int) -> list[str]:
     """The names of a flow run's task runs, once the server has recorded ``expected`` (bounded)."""
     names: list[str] = []

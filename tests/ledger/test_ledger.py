@@ -250,3 +250,30 @@ async def test_a_renewal_does_not_wait_for_a_job_being_stored(postgres_ledger: L
     finally:
         await storing.close()
     assert renewed == 2  # the locked job skipped, the others renewed at once
+
+
+async def test_a_resubmitted_job_stays_with_the_sweep_that_resubmitted_it(ledger: Ledger) -> None:
+    await add(ledger, JOB_A)
+    assert await ledger.claim_unfinished("sweep-1", lease_s=60) == [JOB_A]
+    await ledger.record_resubmission(JOB_A, JOB_B, reason="NotExist", polls=1, image_bytes=10)
+    assert await ledger.claim_unfinished("sweep-2", lease_s=60) == []  # not free to take
+    assert {lease.claim: lease.jobs for lease in await ledger.leases()} == {"sweep-1": 1}
+    assert await ledger.renew_claim("sweep-1", lease_s=60) == 1  # the new job, renewed
+
+
+async def test_jobs_asked_for_by_id_are_leased_unless_another_run_holds_them(
+    ledger: Ledger,
+) -> None:
+    for number in range(4):
+        await ledger.record_job(
+            job_id(number), image_sha256=None, source=None, regions=REGIONS, settings={}
+        )
+    await ledger.store_results(job_id(3), [result(0)])  # finished: in neither answer
+    assert await ledger.claim_unfinished("sweep", lease_s=60, limit=1) == [job_id(0)]
+    unknown = "cccccccc-0000-4000-8000-000000000003"
+    taken, elsewhere = await ledger.claim_jobs(
+        "fetch", [job_id(0), job_id(1), job_id(2), job_id(3), unknown], lease_s=60
+    )
+    assert taken == [job_id(1), job_id(2)]
+    assert elsewhere == [job_id(0)]
+    assert await ledger.claim_unfinished("late", lease_s=60) == []

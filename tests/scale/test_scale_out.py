@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,16 +22,10 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.server import free_port
 from ocrflow.ledger import JobState, Lease, Ledger
-from ocrflow_cli.stack import Stack, ensure_database, start_stack, stop_stack
+from ocrflow_cli.stack import Stack
 from tests.reliability.helpers import seed
-from tests.services import (
-    check_reachable,
-    database_url,
-    drop_databases,
-    redis_url_if_reachable,
-)
+from tests.services import check_reachable, scaled_stack
 from tests.stack_api import api, stack_settings, trigger, wait_for_run
 
 LEASE_S = 6  # short, so that a dead worker's jobs are taken over within the test
@@ -41,35 +34,13 @@ LEASE_S = 6  # short, so that a dead worker's jobs are taken over within the tes
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     asyncio.run(check_reachable())
-    run = uuid.uuid4().hex[:8]
-    server_db, ledger_db = (
-        database_url(f"ocrflow_{run}_prefect"),
-        database_url(f"ocrflow_{run}_ledger"),
-    )
-    for url in (server_db, ledger_db):
-        ensure_database(url)
-    running = start_stack(
-        tmp_path_factory.mktemp("scaled"),
-        server_port=free_port(),
-        sweep_interval_s=3600,
-        server_database_url=server_db,
-        redis_url=redis_url_if_reachable(9),
-        shard_workers=2,
-        extra_env={
-            "OCRFLOW_LEDGER_URL": ledger_db,
-            "OCRFLOW_CLAIM_LEASE_S": str(LEASE_S),
-            "OCRFLOW_EMULATOR_SIMULATE": "true",
-            "OCRFLOW_EMULATOR_PROCESSING__SECONDS": "0",
-            "OCRFLOW_POLL_FIRST_DELAY_S": "0.5",
-            "OCRFLOW_POLL_MAX_DELAY_S": "2",
-            "PREFECT_WORKER_QUERY_SECONDS": "1",
-        },
-    )
-    try:
+    env = {
+        "OCRFLOW_CLAIM_LEASE_S": str(LEASE_S),
+        "OCRFLOW_POLL_FIRST_DELAY_S": "0.5",
+        "OCRFLOW_POLL_MAX_DELAY_S": "2",
+    }
+    with scaled_stack(tmp_path_factory.mktemp("scaled"), "scale", 9, env) as running:
         yield running
-    finally:
-        stop_stack(running)
-        asyncio.run(drop_databases([server_db, ledger_db]))
 
 
 def _seed(stack: Stack, count: int, processing_s: float) -> list[str]:
@@ -114,7 +85,7 @@ def _shard_runs(stack: Stack, after: str) -> list[dict[str, Any]]:
 
 
 def _worker_of(stack: Stack, run_id: str) -> str | None:
-    """Which worker submitted the flow run, from the workers' own logs."""
+    """Which worker submitted the flow run, from the workers' own logs (at INFO)."""
     for log in sorted(stack.logs.glob("*worker*.log")):
         for line in log.read_text(errors="replace").splitlines():
             if f"submitting flow run '{run_id}'" in line:
