@@ -271,7 +271,7 @@ async def test_a_fetch_by_id_leaves_a_job_another_live_run_holds_to_it(
     held, free = await submit(sample(), sample("application-form"))
     store = await ledger()
     try:  # another run (a sweep, a shard) holds the first job's lease and is alive
-        assert await store.claim_unfinished("other-run@host:1", lease_s=300, limit=1) == [held]
+        assert await store.claim_jobs("other-run@host:1", [held], lease_s=300) == ([held], [])
     finally:
         await store.close()
     gets_before = emulator.state.counts["get_RecognizeRegions"]
