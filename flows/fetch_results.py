@@ -19,7 +19,7 @@ import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +46,7 @@ from ocrflow.errors import (
     OcrflowError,
 )
 from ocrflow.ids import validate_job_id
+from ocrflow.leases import LeaseKeeper
 from ocrflow.ledger import JobRecord, JobState
 from ocrflow.models import OcrResponse
 from ocrflow.outcome import require_completed
@@ -154,24 +155,12 @@ async def _leased(
         valid = [job_id for job_id in job_ids if _is_job_id(job_id)]  # the rest are reported
         leased, held = await ledger.claim_jobs(claim, valid, lease_s=lease_s)
         elsewhere = set(held)
-    get_run_logger().info("leased %d unfinished job(s) as %s", len(leased), claim)
-
-    async def renew() -> None:
-        while True:
-            await asyncio.sleep(lease_s / 3)
-            try:
-                held = await ledger.renew_claim(claim, lease_s=lease_s)
-                get_run_logger().debug("lease renewed on %d unfinished job(s)", held)
-            except Exception as exc:  # the next renewal may work; the lease outlives two misses
-                get_run_logger().warning("could not renew the sweep's lease: %s", exc)
-
-    renewing = asyncio.create_task(renew())
+    logger = get_run_logger()
+    logger.info("leased %d unfinished job(s) as %s", len(leased), claim)
     try:
-        yield leased, elsewhere
+        with LeaseKeeper(runtime.settings.ledger_url, claim, lease_s, logger.warning):
+            yield leased, elsewhere
     finally:
-        renewing.cancel()
-        with suppress(asyncio.CancelledError):
-            await renewing
         await ledger.release_claim(claim)
 
 

@@ -28,7 +28,7 @@ from tests.reliability.helpers import seed
 from tests.services import check_reachable, scaled_stack
 from tests.stack_api import api, stack_settings, trigger, wait_for_run
 
-LEASE_S = 6  # short, so that a dead worker's jobs are taken over within the test
+LEASE_S = 10  # short, so that a dead worker's jobs are taken over within the test
 
 
 @pytest.fixture(scope="module")
