@@ -99,7 +99,9 @@ async def test_each_result_type_end_to_end(ocrflow_env: Path, result_type: Resul
 async def test_a_pending_job_completes_through_the_task_retries(
     ocrflow_env: Path, emulator: RunningEmulator
 ) -> None:
-    emulator.set_processing_s(2.5)  # well past the fetch flow's own start-up time
+    emulator.set_processing_s(
+        4.0
+    )  # well past the fetch flow's own start-up, even on a busy machine
     (job_id,) = await submit(sample())
     state, summary = await fetch([job_id])
     assert state.is_completed(), state.message
@@ -319,7 +321,7 @@ async def test_done_jobs_are_settled_in_batches_and_pending_ones_alone(
             if all(status.task_status is TaskStatus.COMPLETED for status in statuses):
                 break
             await asyncio.sleep(0.1)
-    emulator.set_processing_s(2.0)
+    emulator.set_processing_s(5.0)  # still running at the first look, even on a busy machine
     (pending,) = await submit(sample())
     state, summary = await fetch([*done, pending])
     assert state.is_completed(), state.message

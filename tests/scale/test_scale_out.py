@@ -85,10 +85,11 @@ def _shard_runs(stack: Stack, after: str) -> list[dict[str, Any]]:
 
 
 def _worker_of(stack: Stack, run_id: str) -> str | None:
-    """Which worker submitted the flow run, from the workers' own logs (at INFO)."""
+    """Which worker ran the flow run: the one whose log has the run's own lease line (a worker
+    also logs runs it went for and was refused, when another worker took them first)."""
     for log in sorted(stack.logs.glob("*worker*.log")):
         for line in log.read_text(errors="replace").splitlines():
-            if f"submitting flow run '{run_id}'" in line:
+            if "leased" in line and f" as {run_id}@" in line:
                 return log.stem
     return None
 
