@@ -27,7 +27,7 @@ import httpx
 from ocrflow_cli.stack import Stack
 from tests.reliability.helpers import seed
 from tests.services import scaled_stack
-from tests.stack_api import api, stack_settings, trigger, wait_for_run
+from tests.stack_api import shard_runs, stack_settings, trigger, wait_for_run
 
 RESULTS = Path(__file__).parent / "results" / "scale_out.json"
 
@@ -36,21 +36,6 @@ def _span_s(runs: list[dict[str, Any]]) -> float:
     starts = [datetime.fromisoformat(r["start_time"]) for r in runs]
     ends = [datetime.fromisoformat(r["end_time"]) for r in runs]
     return (max(ends) - min(starts)).total_seconds()
-
-
-def _shard_runs(stack: Stack, parent_id: str) -> list[dict[str, Any]]:
-    with api(stack) as http:
-        parent = http.get(f"/flow_runs/{parent_id}").json()
-        found = http.post(
-            "/flow_runs/filter",
-            json={
-                "flow_runs": {
-                    "tags": {"all_": ["shard"]},
-                    "expected_start_time": {"after_": parent["start_time"]},
-                }
-            },
-        ).json()
-    return [run for run in found if run["state_type"] == "COMPLETED"]
 
 
 def measure(stack: Stack, jobs: int, shards: int, latency_ms: int) -> dict[str, float]:
@@ -68,7 +53,9 @@ def measure(stack: Stack, jobs: int, shards: int, latency_ms: int) -> dict[str, 
     wall_s = time.monotonic() - started
     if parent["state_type"] != "COMPLETED":
         raise RuntimeError(f"the sharded sweep ended {parent['state_type']}: {parent['state']}")
-    runs = _shard_runs(stack, parent_id)
+    runs = [
+        run for run in shard_runs(stack, parent["start_time"]) if run["state_type"] == "COMPLETED"
+    ]
     span_s = _span_s(runs)
     return {"shard runs": len(runs), "span_s": span_s, "wall_s": wall_s, "jobs": jobs}
 

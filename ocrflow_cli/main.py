@@ -316,11 +316,8 @@ def serve(
     ] = 0,
 ) -> None:
     """Start the whole stack: Prefect server, emulator, deployments, workers, alerts."""
-    from ocrflow_cli.stack import ensure_database, start_stack  # noqa: PLC0415
+    from ocrflow_cli.stack import start_stack  # noqa: PLC0415
 
-    for url in (server_database_url, os.environ.get("OCRFLOW_LEDGER_URL")):
-        if url and url.startswith("postgresql"):
-            ensure_database(url)
     with console.status("starting the Prefect server, the emulator and the workers…"):
         stack = start_stack(
             home,

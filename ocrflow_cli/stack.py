@@ -125,7 +125,8 @@ def start_stack(
     """Start server, emulator, deployments, workers and alerts; returns once all are up.
 
     ``server_database_url``: the Prefect server's database (``postgresql+asyncpg://…``; by
-    default SQLite in the stack's folder). ``redis_url``: Redis for the server's messaging.
+    default SQLite in the stack's folder); PostgreSQL databases, the ledger's too, are created
+    when missing. ``redis_url``: Redis for the server's messaging.
     ``shard_workers``: that many more workers, one shard run at a time each, and the sharded
     sweep scheduled instead of the plain one.
     """
@@ -148,6 +149,9 @@ def start_stack(
         ),
         "OCRFLOW_RESULTS_DIR": everything.get("OCRFLOW_RESULTS_DIR", str(home / "results")),
     }
+    for url in (server_database_url, env["OCRFLOW_LEDGER_URL"]):
+        if url and make_url(url).get_backend_name() == "postgresql":
+            ensure_database(url)  # before any process starts: a bad URL is one clear error
     stack = Stack(home, api_url, None, env)
     # The database and Redis URLs may carry passwords: the server alone is given them.
     server_env = dict(env)

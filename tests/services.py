@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from emulator.server import free_port
-from ocrflow_cli.stack import Stack, connect_postgres, ensure_database, start_stack, stop_stack
+from ocrflow_cli.stack import Stack, connect_postgres, start_stack, stop_stack
 
 POSTGRES_URL_SETTING = "OCRFLOW_TEST_POSTGRES_URL"
 REQUIRE_SETTING = "OCRFLOW_TEST_REQUIRE_POSTGRES"  # `.ci/run` sets it: no PostgreSQL, no pass
@@ -87,9 +87,7 @@ def scaled_stack(home: Path, name: str, redis_db: int, env: dict[str, str]) -> I
     for it, dropped after it), two shard workers and the emulator in simulation mode."""
     run = f"ocrflow_{name}_{uuid.uuid4().hex[:8]}"
     server_db, ledger_db = database_url(f"{run}_prefect"), database_url(f"{run}_ledger")
-    for url in (server_db, ledger_db):
-        ensure_database(url)
-    try:
+    try:  # start_stack creates both databases
         stack = start_stack(
             home,
             server_port=free_port(),

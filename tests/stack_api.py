@@ -67,3 +67,21 @@ def wait_for_run(stack: Stack, run_id: str, timeout_s: float = 180) -> dict[str,
                 return run
             time.sleep(1)
     raise AssertionError(f"flow run {run_id} did not finish in {timeout_s:.0f} s")
+
+
+def shard_runs(stack: Stack, after: str) -> list[dict[str, Any]]:
+    """The sharded sweeps' shard runs expected to start after ``after`` (ISO time), oldest first."""
+    with api(stack) as http:
+        found = http.post(
+            "/flow_runs/filter",
+            json={
+                "flow_runs": {
+                    "tags": {"all_": ["shard"]},
+                    "expected_start_time": {"after_": after},
+                },
+                "sort": "EXPECTED_START_TIME_ASC",
+            },
+        )
+        found.raise_for_status()
+        runs: list[dict[str, Any]] = found.json()
+        return runs

@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +25,7 @@ from ocrflow.ledger import JobState, Lease, Ledger
 from ocrflow_cli.stack import Stack
 from tests.reliability.helpers import seed
 from tests.services import check_reachable, scaled_stack
-from tests.stack_api import api, stack_settings, trigger, wait_for_run
+from tests.stack_api import shard_runs, stack_settings, trigger, wait_for_run
 
 LEASE_S = 10  # short, so that a dead worker's jobs are taken over within the test
 
@@ -66,24 +65,6 @@ async def _ledger_view(
         await ledger.close()
 
 
-def _shard_runs(stack: Stack, after: str) -> list[dict[str, Any]]:
-    """The shard runs created after ``after`` (an ISO time), oldest first."""
-    with api(stack) as http:
-        found = http.post(
-            "/flow_runs/filter",
-            json={
-                "flow_runs": {
-                    "tags": {"all_": ["shard"]},
-                    "expected_start_time": {"after_": after},
-                },
-                "sort": "EXPECTED_START_TIME_ASC",
-            },
-        )
-        found.raise_for_status()
-        runs: list[dict[str, Any]] = found.json()
-        return runs
-
-
 def _worker_of(stack: Stack, run_id: str) -> str | None:
     """Which worker ran the flow run: the one whose log has the run's own lease line (a worker
     also logs runs it went for and was refused, when another worker took them first)."""
@@ -108,7 +89,7 @@ def test_two_workers_share_1000_jobs_each_fetched_exactly_once(stack: Stack) -> 
     assert parent["state_type"] == "COMPLETED", parent["state"]
     assert "2 completed, 0 taken over, 0 failed" in parent["state"]["message"]
 
-    shards = _shard_runs(stack, since)
+    shards = shard_runs(stack, since)
     assert [run["state_type"] for run in shards] == ["COMPLETED", "COMPLETED"]
     workers = {_worker_of(stack, run["id"]) for run in shards}
     assert workers == {"shard-worker-1", "shard-worker-2"}  # each worker ran one shard
@@ -139,7 +120,7 @@ def test_a_killed_worker_s_jobs_are_finished_by_the_other_once_its_lease_expires
             lease for lease in asyncio.run(_ledger_view(stack, job_ids))[2] if not lease.expired()
         ]
     assert len(live) == 2, f"two shards never held leases at once: {live}"
-    shards = _shard_runs(stack, since)
+    shards = shard_runs(stack, since)
     victim_run = shards[0]
     victim = _worker_of(stack, victim_run["id"])
     assert victim is not None
@@ -151,7 +132,7 @@ def test_a_killed_worker_s_jobs_are_finished_by_the_other_once_its_lease_expires
     parent = wait_for_run(stack, parent_id, 240)
     assert parent["state_type"] == "COMPLETED", parent["state"]
     assert "1 taken over, 0 failed" in parent["state"]["message"]
-    by_name = {run["name"]: run for run in _shard_runs(stack, since)}
+    by_name = {run["name"]: run for run in shard_runs(stack, since)}
     crashed = by_name[victim_run["name"]]
     assert crashed["state_type"] == "CRASHED"
     assert "expired" in crashed["state"]["message"]
