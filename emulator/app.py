@@ -3,7 +3,8 @@
 Vendor endpoints (contract §1, §5): ``POST /connect/token``; ``POST/GET/DELETE`` on
 ``/v5.0/ocr/RecognizeRegions`` and ``/v5.0/ocr/RecognizeImage``;
 ``GET /v5.0/ocr/Utilities/GetTaskStatus``. Emulator controls, outside the vendor's paths:
-``GET/PUT /_emulator/faults``, ``GET /_emulator/stats``, ``POST /_emulator/reset``.
+``GET/PUT /_emulator/faults``, ``GET /_emulator/stats``, ``GET /_emulator/jobs``,
+``POST /_emulator/reset``.
 """
 
 from __future__ import annotations
@@ -372,6 +373,11 @@ def build_control_router() -> APIRouter:
     @router.get("/stats")
     async def stats(state: State) -> dict[str, Any]:
         return {"counts": dict(state.counts), "jobs": state.jobs.stats()}
+
+    @router.get("/jobs")
+    async def jobs(state: State) -> list[dict[str, str]]:
+        """Every job received (id, image SHA-256): the service's side of a ledger audit."""
+        return state.jobs.received()
 
     @router.post("/reset")
     async def reset(state: State) -> dict[str, str]:

@@ -8,6 +8,7 @@ is forgotten; a DELETE forgets it at once.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
@@ -36,6 +37,7 @@ class Job:
     created: float
     duration_s: float
     expires_at: float
+    image_sha256: str = ""  # what was sent: lets a test match the service's jobs to a ledger
     phantom: bool = False  # fault: reads NotExist from the start
     forced_error: bool = False  # fault: ends in Error
     started: bool = False
@@ -106,6 +108,7 @@ class JobStore:
                 created=now,
                 duration_s=self._draw_duration(),
                 expires_at=now + self.settings.retention_s,
+                image_sha256=hashlib.sha256(image).hexdigest(),
                 phantom=self.rng.random() < faults.rate_not_exist,
                 forced_error=self.rng.random() < faults.rate_job_error,
             )
@@ -117,6 +120,12 @@ class JobStore:
             self._futures.add(future)
         future.add_done_callback(self._forget_future)
         return job.id
+
+    def received(self) -> list[dict[str, str]]:
+        """Every job the service holds: its id and its image's SHA-256, oldest first."""
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda job: job.created)
+            return [{"id": job.id, "image_sha256": job.image_sha256} for job in jobs]
 
     def view(self, job_id: str, *, with_results: bool) -> JobView:
         """What a GET of the job answers now; counts the GET for the statistics."""

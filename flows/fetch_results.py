@@ -18,9 +18,9 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,9 @@ from flows.reports import (
     publish_fetch_artifacts,
 )
 from ocrflow.adaptive import job_class
+from ocrflow.completeness import JobRequest
 from ocrflow.errors import (
+    IncompleteAnswerError,
     InvalidJobIdError,
     JobFailedError,
     JobNotFoundError,
@@ -48,6 +50,13 @@ from ocrflow.errors import (
 from ocrflow.ids import validate_job_id
 from ocrflow.leases import LeaseKeeper
 from ocrflow.ledger import JobRecord, JobState
+from ocrflow.lifecycle import (
+    Decision,
+    JobFacts,
+    after_failure,
+    nearing_expiry,
+    remaining_poll_s,
+)
 from ocrflow.models import OcrResponse
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
@@ -57,7 +66,7 @@ from tasks.processing import process_by_kind
 from tasks.runtime import Runtime, open_runtime
 from tasks.status import check_on_ticks, configured_check_status, first_look
 from tasks.storage import StoreRequest, record_error, record_outcome, store_results
-from tasks.submission import resubmit_job
+from tasks.submission import close_interrupted_submissions, resubmit_job
 
 
 @flow(name="fetch-results", log_prints=False)
@@ -122,7 +131,8 @@ async def settle_jobs(
     # Every job this run settles is leased to it first, so that no other live run (a sweep, a
     # shard, another fetch) fetches it at the same time.
     async with _leased(runtime, job_ids, limit) as (leased, elsewhere):
-        return await _settle(runtime, leased if job_ids is None else job_ids, elsewhere)
+        requested = leased if job_ids is None else job_ids
+        return await _settle(runtime, requested, elsewhere, sweeping=job_ids is None)
 
 
 def claim_for_run(run_id: str | None) -> str:
@@ -172,9 +182,11 @@ def _is_job_id(raw: str) -> bool:
     return True
 
 
-async def _settle(runtime: Runtime, requested: list[str], elsewhere: set[str]) -> FetchSummary:
+async def _settle(
+    runtime: Runtime, requested: list[str], elsewhere: set[str], *, sweeping: bool
+) -> FetchSummary:
     """Check the ids, then settle the valid ones, each once; ``elsewhere``: ids another live
-    run holds, reported and left to it."""
+    run holds, reported and left to it. A sweep also reports interrupted submissions."""
     decided: dict[int, JobReport] = {}
     valid: dict[int, str] = {}
     seen: set[str] = set()
@@ -199,6 +211,15 @@ async def _settle(runtime: Runtime, requested: list[str], elsewhere: set[str]) -
             continue
         valid[index] = job_id
     records = {r.job_id: r for r in await runtime.ledger.jobs(set(valid.values()))}
+    _warn_of_expiry(records.values())
+    if sweeping:  # a run that stopped mid-submission left these: reported once, by one sweep
+        for stale in await close_interrupted_submissions():
+            decided[len(requested) + len(decided)] = JobReport(
+                job_id=stale.id,
+                outcome=Outcome.UNRECORDED,
+                known=False,
+                message=f"submission {stale.id}: {stale.error}",
+            )
     sweep = _Sweep(runtime, records, Progress(len(valid) + len(decided)))
     sweep.progress.start()
     for index, report in decided.items():
@@ -206,6 +227,19 @@ async def _settle(runtime: Runtime, requested: list[str], elsewhere: set[str]) -
     await sweep.run(valid)
     await sweep.progress.close()
     return FetchSummary(reports=[sweep.reports[i] for i in sorted(sweep.reports)])
+
+
+def _warn_of_expiry(records: Iterable[JobRecord]) -> None:
+    """Name the unfinished jobs whose results the service is about to drop (24 h)."""
+    now = datetime.now(UTC)
+    soon = [r.job_id for r in records if not r.state.is_final and nearing_expiry(r.created_at, now)]
+    if soon:
+        get_run_logger().warning(
+            "%d unfinished job(s) near or past the service's 24 h retention: %s%s",
+            len(soon),
+            ", ".join(soon[:10]),
+            " …" if len(soon) > 10 else "",
+        )
 
 
 class _Sweep:
@@ -296,6 +330,10 @@ class _Sweep:
             except Exception as exc:  # left unfinished in the ledger for the next sweep
                 stored = {job_id: _error_report(job_id, exc) for job_id in done}
             for job_id, report in stored.items():
+                if report.outcome is Outcome.INCOMPLETE:  # fetched again, alone, after a wait
+                    failure = IncompleteAnswerError(report.message, job_id=job_id)
+                    self.go_alone(indexes[job_id], job_id, failure)
+                    continue
                 await self.finish(indexes[job_id], report)
 
 
@@ -386,6 +424,7 @@ async def settle_completed(
             processed[job_id],
             _region_names(job.record),
             job.record if job.original else None,
+            job.record.request if job.record is not None else JobRequest.unknown(),
         )
         for job_id, job in done.items()
     ]
@@ -393,6 +432,15 @@ async def settle_completed(
     reports: dict[str, JobReport] = {}
     for job_id, result in stored.items():
         record = done[job_id].record
+        if result.incomplete is not None:
+            reports[job_id] = JobReport(
+                job_id=job_id,
+                outcome=Outcome.INCOMPLETE,
+                known=record is not None,
+                entries=result.entries,
+                message=result.incomplete,
+            )
+            continue
         if result.error is not None:
             reports[job_id] = JobReport(
                 job_id=job_id, outcome=Outcome.ERROR, known=record is not None, message=result.error
@@ -422,68 +470,125 @@ async def settle_job(
     """Poll one job to its end, resubmitting it when it fails and the ledger allows.
 
     ``store`` settles its Completed answer (with others, in a batch). ``looked``: what a first
-    look at the job found (not ready, failed or not found), so that it is not asked again at
-    once.
+    look at the job found (not ready, failed, not found, or an incomplete answer), so that it is
+    not asked again at once. An incomplete answer is fetched again after the refetch policy's
+    wait, a bounded number of times; then the job ends ``incomplete`` with the reason. What
+    follows a failure is :func:`ocrflow.lifecycle.after_failure`'s decision.
     """
-    if record is not None and record.state.is_final:
+    if record is not None and (record.state.is_final or record.resubmission_interrupted):
+        return await _settled_by_ledger(job_id, record)
+    refetch = runtime.settings.refetch_policy()
+    line = JobReport(job_id=job_id, outcome=Outcome.STORED, known=record is not None)
+    current = job_id
+    incomplete: str | None = None  # why the latest Completed answer could not be stored
+    if isinstance(looked, IncompleteAnswerError):
+        incomplete, looked = str(looked), None
+    refetches = 0
+    while True:
+        line.final_job_id = current
+        if incomplete is not None:
+            refetches += 1
+            wait_s = refetch.delay(refetches)
+            if wait_s is None:
+                why = f"{incomplete} (fetched {refetches} times)"
+                return await _end(line, Outcome.INCOMPLETE, why, "Completed")
+            await asyncio.sleep(wait_s)
+        try:
+            if isinstance(looked, (JobFailedError, JobNotFoundError)):
+                raise looked
+            # Done already (one GET), or a resubmitted job: the capped exponential policy.
+            again = incomplete is not None or current != job_id
+            poll = checks.fresh if again else await _next_look(runtime, checks, record, looked)
+            looked = None
+            response = await poll(current)
+        except JobNotReadyError as exc:
+            deadline = runtime.settings.poll_deadline_s
+            why = f"still {exc.status} {deadline:.0f} s after its submission (the polling deadline)"
+            return await _end(line, Outcome.TIMED_OUT, why, str(exc.status))
+        except (JobFailedError, JobNotFoundError) as exc:
+            looked = None
+            decision = _after_failure(runtime, exc, record, line, original=current == job_id)
+            line.expired = line.expired or decision.expired
+            status = "Error" if isinstance(exc, JobFailedError) else "NotExist"
+            if not decision.resubmit:
+                outcome = Outcome.EXPIRED if decision.expired else Outcome.FAILED
+                return await _end(line, outcome, decision.reason, status, decision.state)
+            current = await resubmit_job(current, reason=decision.reason)
+            line.resubmissions += 1
+            continue
+        report = await store(current, DoneJob(response, record, original=current == job_id))
+        if report.outcome is Outcome.INCOMPLETE:
+            incomplete = report.message
+            continue
+        line.outcome, line.message = report.outcome, report.message
+        if line.expired:
+            line.message = f"expired after 24 h, resubmitted as {current}: {report.message}"
+        line.entries, line.failed_entries = report.entries, report.failed_entries
+        return line
+
+
+async def _settled_by_ledger(job_id: str, record: JobRecord) -> JobReport:
+    """A job final in the ledger already, or whose resubmission was begun and never recorded
+    (it may have reached the service: it is not sent again)."""
+    if record.state.is_final:
         return JobReport(
             job_id=job_id,
             outcome=Outcome.ALREADY_DONE,
             final_job_id=record.replaced_by or job_id,
             message=f"already {record.state.value} in the ledger: not fetched again",
         )
-    if record is not None and record.resubmission_interrupted:
-        message = (
-            f"a resubmission of this job began at {record.resubmitting_since:%Y-%m-%d %H:%M:%S} "
-            "UTC and was never recorded (the run stopped); it may have reached the service, "
-            "so the image is not sent again"
-        )
-        await record_outcome(job_id, JobState.FAILED, error=message)
-        return JobReport(
-            job_id=job_id, outcome=Outcome.FAILED, final_job_id=job_id, message=message
-        )
-    limit = runtime.settings.max_resubmissions
-    line = JobReport(job_id=job_id, outcome=Outcome.STORED, known=record is not None)
-    current = job_id
-    while True:
-        line.final_job_id = current
-        try:
-            if isinstance(looked, (JobFailedError, JobNotFoundError)):
-                raise looked
-            if current == job_id:
-                poll = await _next_look(runtime, checks, record, polled=looked is not None)
-            else:
-                poll = checks.fresh  # a resubmitted job: the capped exponential policy
-            looked = None
-            response = await poll(current)
-        except JobNotReadyError as exc:
-            deadline = runtime.settings.poll_deadline_s
-            line.message = f"still {exc.status} at the polling deadline ({deadline:.0f} s)"
-            line.outcome = Outcome.TIMED_OUT
-            await record_outcome(
-                current, JobState.TIMED_OUT, error=line.message, last_status=str(exc.status)
-            )
-            return line
-        except (JobFailedError, JobNotFoundError) as exc:
-            looked = None
-            if record is None:
-                why = "the ledger does not know this job, so it cannot be resubmitted"
-            elif not record.can_resubmit:
-                why = "the ledger keeps no original image to resubmit"
-            elif line.resubmissions >= limit:
-                why = f"resubmitted {line.resubmissions} time(s), the limit is {limit}"
-            else:
-                current = await resubmit_job(current, reason=str(exc))
-                line.resubmissions += 1
-                continue
-            line.outcome, line.message = Outcome.FAILED, f"{exc}; {why}"
-            status = "Error" if isinstance(exc, JobFailedError) else "NotExist"
-            await record_outcome(current, JobState.FAILED, error=line.message, last_status=status)
-            return line
-        report = await store(current, DoneJob(response, record, original=current == job_id))
-        line.outcome, line.message = report.outcome, report.message
-        line.entries, line.failed_entries = report.entries, report.failed_entries
-        return line
+    message = (
+        f"a resubmission of this job began at {record.resubmitting_since:%Y-%m-%d %H:%M:%S} "
+        "UTC and was never recorded (the run stopped); it may have reached the service, "
+        "so the image is not sent again"
+    )
+    await record_outcome(job_id, JobState.FAILED, error=message)
+    return JobReport(job_id=job_id, outcome=Outcome.FAILED, final_job_id=job_id, message=message)
+
+
+def _after_failure(
+    runtime: Runtime,
+    exc: JobFailedError | JobNotFoundError,
+    record: JobRecord | None,
+    line: JobReport,
+    *,
+    original: bool,
+) -> Decision:
+    """The core's decision for a job that ended Error or NotExist."""
+    facts = JobFacts(
+        known=record is not None,
+        can_resubmit=record is not None and record.can_resubmit,
+        # A resubmitted job was sent moments ago: only the original can have expired.
+        submitted_at=record.created_at if record is not None and original else None,
+    )
+    return after_failure(
+        status="Error" if isinstance(exc, JobFailedError) else "NotExist",
+        messages=exc.messages if isinstance(exc, JobFailedError) else [],
+        detail=str(exc),
+        facts=facts,
+        resubmissions=line.resubmissions,
+        limit=runtime.settings.max_resubmissions,
+        now=datetime.now(UTC),
+    )
+
+
+async def _end(
+    line: JobReport,
+    outcome: Outcome,
+    why: str,
+    last_status: str,
+    state: JobState | None = None,
+) -> JobReport:
+    """End the job the line has reached in a final state, with the reason, in the ledger too."""
+    final = state or {
+        Outcome.INCOMPLETE: JobState.INCOMPLETE,
+        Outcome.TIMED_OUT: JobState.TIMED_OUT,
+    }.get(outcome, JobState.FAILED)
+    line.outcome, line.message = outcome, why
+    await record_outcome(
+        line.final_job_id or line.job_id, final, error=why, last_status=last_status
+    )
+    return line
 
 
 def _learned(runtime: Runtime, record: JobRecord | None) -> tuple[float, int] | None:
@@ -510,15 +615,24 @@ def _due_now(runtime: Runtime, record: JobRecord | None) -> bool:
 
 
 async def _next_look(
-    runtime: Runtime, checks: Checks, record: JobRecord | None, *, polled: bool
+    runtime: Runtime, checks: Checks, record: JobRecord | None, looked: Exception | None
 ) -> Any:
     """Wait until the job's next poll is due and return the status check to poll it with.
 
     Once the job's class has enough completed jobs in the ledger, the learned policy decides:
     a job old enough to be done is polled at once, others on the multiples of the class's lag
-    budget in their age. Before that, the capped exponential policy. ``polled``: a first look
-    found the job not ready a moment ago.
+    budget in their age. Before that, the capped exponential policy. Either way the polls stop
+    at the deadline counted from the job's submission. ``looked``: what a first look found a
+    moment ago (the job was not ready), or None.
     """
+    polled = looked is not None
+    remaining_s = remaining_poll_s(
+        record.created_at if record is not None else None,
+        runtime.settings.poll_deadline_s,
+        datetime.now(UTC),
+    )
+    if remaining_s < checks.policy.deadline_s:  # an old job: fewer polls left
+        checks = Checks.of(replace(checks.policy, deadline_s=max(remaining_s, 1e-3)))
     learned = _learned(runtime, record)
     if learned is None or record is None:
         if not polled:
@@ -534,9 +648,7 @@ async def _next_look(
         )
         if wait_s:
             await asyncio.sleep(wait_s)
-    return check_on_ticks(
-        policy.lag_budget(median), runtime.settings.poll_deadline_s, record.created_at.timestamp()
-    )
+    return check_on_ticks(policy.lag_budget(median), remaining_s, record.created_at.timestamp())
 
 
 def _settled_without_a_look(record: JobRecord | None) -> bool:

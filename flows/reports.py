@@ -27,6 +27,9 @@ class Outcome(StrEnum):
     ELSEWHERE = "elsewhere"  # another live run holds its lease: settled there, not twice
     FAILED = "failed"  # Error or NotExist, and no (more) resubmission possible
     TIMED_OUT = "timed_out"  # still unfinished at the polling deadline
+    INCOMPLETE = "incomplete"  # Completed, but its answer stayed incomplete: nothing stored
+    EXPIRED = "expired"  # past the 24 h retention, and not resubmitted
+    UNRECORDED = "unrecorded"  # a submission cut off before its job id was recorded
     ERROR = "error"  # this run could not settle it (auth, service down…): left for the next
     INVALID = "invalid"  # not a job id
 
@@ -46,6 +49,7 @@ class JobReport(BaseModel):
     resubmissions: int = 0
     entries: int = 0
     failed_entries: int = 0
+    expired: bool = False  # the job was past the 24 h retention (resubmitted or not)
     message: str = ""
 
 
@@ -73,7 +77,9 @@ class FetchSummary(BaseModel):
             if failed
             else f"{len(self.reports)} jobs"
         )
-        return f"{lead} ({counts or 'none'})"
+        expired = sum(1 for report in self.reports if report.expired)
+        tail = f"; {expired} expired after 24 h" if expired else ""
+        return f"{lead} ({counts or 'none'}){tail}"
 
 
 # The CLI listens here for a progress bar; flows call it once per settled job.

@@ -16,7 +16,9 @@ from prefect.logging import get_run_logger
 from prefect.states import Completed, Failed
 from pydantic import BaseModel
 
+from ocrflow.interrupt import stop_on_signals
 from ocrflow.jobspec import JobSpec
+from ocrflow.submitting import PostedNotRecordedError
 from tasks.credentials import load_settings
 from tasks.runtime import open_runtime
 from tasks.submission import submit_job
@@ -28,6 +30,8 @@ class Submission(BaseModel):
     image: str
     job_id: str | None = None
     error: str | None = None
+    # The service took it, but the ledger could not record it: this is the job's id.
+    unrecorded_job_id: str | None = None
 
 
 class SubmitSummary(BaseModel):
@@ -42,9 +46,12 @@ class SubmitSummary(BaseModel):
 
     def headline(self) -> str:
         """One line for the run's message."""
-        failed = sum(1 for s in self.submissions if s.error)
-        return f"{len(self.job_ids)} of {len(self.submissions)} images submitted" + (
-            f", {failed} failed" if failed else ""
+        failed = sum(1 for s in self.submissions if s.error and not s.unrecorded_job_id)
+        unrecorded = sum(1 for s in self.submissions if s.unrecorded_job_id)
+        return (
+            f"{len(self.job_ids)} of {len(self.submissions)} images submitted"
+            + (f", {failed} failed" if failed else "")
+            + (f", {unrecorded} created but not recorded in the ledger" if unrecorded else "")
         )
 
 
@@ -52,16 +59,25 @@ class SubmitSummary(BaseModel):
 async def submit_regions(jobs: list[JobSpec]) -> State[Any]:
     """Send every image with its regions; record each new job in the ledger."""
     async with open_runtime(await load_settings()) as runtime:
-        slots = asyncio.Semaphore(runtime.settings.window)
+        # As many at once as the client sends: an image waits before its intent is written,
+        # so that a stop (SIGINT/SIGTERM) leaves the rest unsent, not queued mid-air.
+        slots = asyncio.Semaphore(runtime.settings.concurrency)
 
         async def submit_one(spec: JobSpec) -> Submission:
             async with slots:
                 try:
                     return Submission(image=str(spec.image), job_id=await submit_job(spec))
+                except PostedNotRecordedError as exc:
+                    return Submission(
+                        image=str(spec.image), error=str(exc), unrecorded_job_id=exc.job_id
+                    )
                 except Exception as exc:  # one image's trouble never stops the others
                     return Submission(image=str(spec.image), error=f"{type(exc).__name__}: {exc}")
 
-        summary = SubmitSummary(submissions=list(await asyncio.gather(*map(submit_one, jobs))))
+        # SIGINT/SIGTERM: no image is sent after it, those under way are recorded.
+        with stop_on_signals():
+            submissions = await asyncio.gather(*map(submit_one, jobs))
+        summary = SubmitSummary(submissions=list(submissions))
     get_run_logger().info("submit finished: %s", summary.headline())
     if any(s.error for s in summary.submissions):
         return Failed(message=summary.headline(), data=summary)

@@ -14,6 +14,7 @@
     │   ├── JobNotReadyError                 Pending/Processing: poll again later
     │   ├── JobFailedError                   taskStatus Error: .messages
     │   ├── JobNotFoundError                 taskStatus NotExist: unknown, expired or cancelled
+    │   ├── IncompleteAnswerError            Completed, but entries missing or unreadable
     │   └── JobTimeoutError                  still unfinished at the polling deadline
     ├── ResubmissionInFlightError            begun by another run, or by one that died
     └── DecodeError                          one result entry could not be decoded or parsed
@@ -113,6 +114,10 @@ class JobFailedError(JobError):
 
 class JobNotFoundError(JobError):
     """The service reports taskStatus NotExist: unknown id, expired (24 h) or cancelled."""
+
+
+class IncompleteAnswerError(JobError):
+    """Completed, but the answer lacks entries its request asked for, or has unreadable ones."""
 
 
 class JobTimeoutError(JobError):

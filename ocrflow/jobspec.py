@@ -53,6 +53,12 @@ class JobSpec(BaseModel):
         """The regions as sent."""
         return [region.to_region() for region in self.regions]
 
+    def with_extra_regions(self, extra: list[RegionSpec]) -> JobSpec:
+        """This job with more regions, placed after its own (their ``order`` shifted)."""
+        base = max((region.order for region in self.regions), default=-1) + 1
+        shifted = [region.model_copy(update={"order": base + region.order}) for region in extra]
+        return self.model_copy(update={"regions": [*self.regions, *shifted]})
+
     def region_names(self) -> list[str | None]:
         """Region names in ascending ``order``, the order results come back in."""
         return [r.name for r in sorted(self.regions, key=lambda r: r.order)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields
@@ -36,6 +37,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -45,6 +48,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ocrflow.completeness import JobRequest
 from ocrflow.ids import validate_job_id
 from ocrflow.processing import ProcessedEntry
 
@@ -57,6 +61,8 @@ class JobState(StrEnum):
     RESUBMITTED = "resubmitted"  # ended NotExist or Error; ``replaced_by`` carries on
     FAILED = "failed"  # ended NotExist or Error for good
     TIMED_OUT = "timed_out"  # never finished before the polling deadline
+    INCOMPLETE = "incomplete"  # Completed, but its answer stayed incomplete: nothing stored
+    EXPIRED = "expired"  # NotExist past the 24 h retention, and not resubmitted
 
     @property
     def is_final(self) -> bool:
@@ -116,6 +122,35 @@ class JobRow(_Base):
     claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class SubmissionState(StrEnum):
+    """Where a submission stands: written before its POST, resolved right after it."""
+
+    SENDING = "sending"  # written before the POST; a run that died leaves it so
+    SENT = "sent"  # the service took it: ``job_id`` is in the jobs table
+    REFUSED = "refused"  # the service answered with an error, or it was never sent: no job
+    UNKNOWN = "unknown"  # may have reached the service, its job id never came back (see error)
+
+
+class SubmissionRow(_Base):
+    """One image's submission, written before its POST: a paid job is never unrecorded."""
+
+    __tablename__ = "ocrflow_submissions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    image_sha256: Mapped[str] = mapped_column(ForeignKey("ocrflow_images.sha256"))
+    source: Mapped[str | None] = mapped_column(Text)
+    regions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    image_bytes: Mapped[int | None] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(36))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=_now, onupdate=_now
+    )
+
+
 class ResultRow(_Base):
     """One processed entry of a job's results."""
 
@@ -165,9 +200,27 @@ class JobRecord:
         return self.state is JobState.SUBMITTED and self.resubmitting_since is not None
 
     @property
+    def request(self) -> JobRequest:
+        """What the job asked for: what a complete answer carries."""
+        return JobRequest.from_ledger(self.regions, self.settings)
+
+    @property
     def can_resubmit(self) -> bool:
         """True when the original image is kept, so a new job can be sent."""
         return self.image_sha256 is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRecord:
+    """A submission as read from the ledger."""
+
+    id: str
+    state: SubmissionState
+    image_sha256: str
+    source: str | None
+    job_id: str | None
+    error: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,10 +333,114 @@ class Ledger:
     async def save_image(self, data: bytes) -> str:
         """Keep an image (once per content); returns its SHA-256."""
         digest = image_digest(data)
+        row = {"sha256": digest, "data": data, "size_bytes": len(data), "created_at": _now()}
+        # Insert-or-ignore in one statement: two writers saving the same new image at once
+        # (check-then-insert raced into an IntegrityError on PostgreSQL) both succeed.
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         async with self._write() as session:
-            if await session.get(ImageRow, digest) is None:
-                session.add(ImageRow(sha256=digest, data=data, size_bytes=len(data)))
+            await session.execute(insert(ImageRow).values(**row).on_conflict_do_nothing())
         return digest
+
+    async def begin_submission(
+        self,
+        data: bytes,
+        *,
+        source: str | None,
+        regions: Sequence[dict[str, Any]],
+        settings: dict[str, Any],
+    ) -> str:
+        """Keep the image and write the submission as ``sending``, before its POST; its id.
+
+        One transaction: should the run die after the POST, the ledger still holds the image
+        and what was being sent, and a sweep reports it.
+        """
+        digest = image_digest(data)
+        submission_id = str(uuid.uuid4())
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        image = {"sha256": digest, "data": data, "size_bytes": len(data), "created_at": _now()}
+        async with self._write() as session:
+            await session.execute(insert(ImageRow).values(**image).on_conflict_do_nothing())
+            session.add(
+                SubmissionRow(
+                    id=submission_id,
+                    state=SubmissionState.SENDING.value,
+                    image_sha256=digest,
+                    source=source,
+                    regions=list(regions),
+                    settings=settings,
+                    image_bytes=len(data),
+                )
+            )
+        return submission_id
+
+    async def record_submitted(
+        self, submission_id: str, job_id: str, *, submitted_at: datetime
+    ) -> None:
+        """In one transaction: the new job (from its submission) and the submission ``sent``.
+        Idempotent: a retried call after a lost commit changes nothing more."""
+        job_id = validate_job_id(job_id)
+        async with self._write() as session:
+            submission = await session.get(SubmissionRow, submission_id, with_for_update=True)
+            if submission is None:
+                raise LookupError(f"submission {submission_id} is not in the ledger")
+            if await session.get(JobRow, job_id) is None:
+                session.add(
+                    JobRow(
+                        job_id=job_id,
+                        image_sha256=submission.image_sha256,
+                        source=submission.source,
+                        regions=list(submission.regions or []),
+                        settings=dict(submission.settings or {}),
+                        image_bytes=submission.image_bytes,
+                        created_at=submitted_at,
+                    )
+                )
+            submission.state = SubmissionState.SENT.value
+            submission.job_id = job_id
+            submission.error = None
+
+    async def close_submission(
+        self, submission_id: str, state: SubmissionState, error: str
+    ) -> bool:
+        """End a submission that has no job id: ``refused`` (no job was made) or ``unknown``
+        (one may have been). Only a ``sending`` one changes; False otherwise."""
+        if state not in (SubmissionState.REFUSED, SubmissionState.UNKNOWN):
+            raise ValueError(f"close_submission() takes refused or unknown, not {state}")
+        async with self._write() as session:
+            changed = await session.execute(
+                update(SubmissionRow)
+                .where(SubmissionRow.id == submission_id)
+                .where(SubmissionRow.state == SubmissionState.SENDING.value)
+                .values(state=state.value, error=error[:2000], updated_at=_now())
+            )
+            return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+    async def submissions(
+        self,
+        states: Iterable[SubmissionState] | None = None,
+        *,
+        older_than: datetime | None = None,
+    ) -> list[SubmissionRecord]:
+        """Submissions in the given states (all when None), begun before ``older_than``."""
+        query = select(SubmissionRow).order_by(SubmissionRow.created_at, SubmissionRow.id)
+        if states is not None:
+            query = query.where(SubmissionRow.state.in_([state.value for state in states]))
+        if older_than is not None:
+            query = query.where(SubmissionRow.created_at < older_than)
+        async with self._sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return [
+            SubmissionRecord(
+                id=row.id,
+                state=SubmissionState(row.state),
+                image_sha256=row.image_sha256,
+                source=row.source,
+                job_id=row.job_id,
+                error=row.error,
+                created_at=_aware(row.created_at),
+            )
+            for row in rows
+        ]
 
     async def load_image(self, digest: str) -> bytes | None:
         """The image kept under ``digest``, if any."""

@@ -6,6 +6,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ocrflow.adaptive import AdaptivePollPolicy
+from ocrflow.completeness import RefetchPolicy
 from ocrflow.polling import RETENTION_S, PollPolicy
 
 VENDOR_BASE_URL = "https://api.aspose.cloud"
@@ -105,8 +106,24 @@ class OcrflowSettings(ClientSettings):
         0.38, gt=0, le=1, description="learned polling: lag budget as a share of the median time"
     )
     poll_deadline_s: float = Field(
-        6 * 3600.0, gt=0, lt=RETENTION_S, description="give a job up as timed out after this"
+        6 * 3600.0,
+        gt=0,
+        lt=RETENTION_S,
+        description="give a job up as timed out this long after its submission",
     )
+    ledger_retry_s: float = Field(
+        60.0, ge=0, description="how long a ledger write is retried through a database outage"
+    )
+    submission_stale_s: float = Field(
+        900.0,
+        gt=0,
+        description="a submission still 'sending' after this was cut off: a sweep reports it",
+    )
+    incomplete_refetches: int = Field(
+        3, ge=0, le=20, description="GETs again of a Completed answer that is incomplete"
+    )
+    refetch_base_s: float = Field(2.0, ge=0, description="first wait before such a GET")
+    refetch_cap_s: float = Field(30.0, ge=0, description="longest wait before such a GET")
 
     def poll_policy(self) -> PollPolicy:
         """The polling policy these settings describe."""
@@ -116,6 +133,14 @@ class OcrflowSettings(ClientSettings):
             max_delay_s=max(self.poll_max_delay_s, self.poll_first_delay_s),
             jitter=self.poll_jitter,
             deadline_s=self.poll_deadline_s,
+        )
+
+    def refetch_policy(self) -> RefetchPolicy:
+        """How incomplete answers are fetched again."""
+        return RefetchPolicy(
+            max_refetches=self.incomplete_refetches,
+            base_s=self.refetch_base_s,
+            cap_s=max(self.refetch_cap_s, self.refetch_base_s),
         )
 
     def learned_poll_policy(self) -> AdaptivePollPolicy:

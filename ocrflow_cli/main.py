@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ocrflow.errors import InvalidJobIdError
 from ocrflow.ids import validate_job_id
 from ocrflow.jobspec import JobSpec, load_regions_file, parse_region_arg
-from ocrflow.models import Language, RecognizeRegionsSettings, ResultType
+from ocrflow.models import Language, ResultType
 from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.errors import UserError, check_reachable
 
@@ -97,17 +97,34 @@ def emulator(
 
 @app.command()
 def submit(
-    image: Annotated[Path | None, typer.Argument(help="the image (or give --regions)")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="regions files (*.json), folders of *.regions.json, or images with --region"
+        ),
+    ] = None,
     region: Annotated[
         list[str] | None, typer.Option("--region", "-r", help="x,y,width,height; repeatable")
     ] = None,
-    regions: Annotated[Path | None, typer.Option(help="a regions file (JSON)")] = None,
-    result_type: Annotated[str, typer.Option(help="Text, JSON, Hocr, Pdf, TextAndPdf…")] = "Text",
-    language: Annotated[str, typer.Option(help="recognition language")] = "English",
+    regions: Annotated[
+        list[Path] | None, typer.Option(help="a regions file (JSON); repeatable")
+    ] = None,
+    result_type: Annotated[
+        str | None,
+        typer.Option(help="Text, JSON, Hocr, Pdf, TextAndPdf…; default: the file's, else Text"),
+    ] = None,
+    language: Annotated[
+        str | None, typer.Option(help="recognition language; default: the file's, else English")
+    ] = None,
     verbose: Annotated[bool, typer.Option(help="show Prefect's logs")] = False,
 ) -> None:
-    """Submit an image with its regions; prints the new job's id."""
-    spec = _job_spec(image, region or [], regions, result_type, language)
+    """Submit images with their regions; prints each new job's id.
+
+    A regions file's settings are sent as written; --result-type and --language replace them
+    only when given. Each image is checked (it decodes, its regions lie inside it) before
+    anything is sent.
+    """
+    specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
     settings = _settings()
     check_reachable(settings.base_url)
     _quiet_prefect(verbose)
@@ -115,15 +132,21 @@ def submit(
     from flows.submit_regions import SubmitSummary, submit_regions  # noqa: PLC0415
 
     async def run() -> SubmitSummary:
-        state = await submit_regions([spec], return_state=True)
+        state = await submit_regions(specs, return_state=True)
         return await summary_of(state, SubmitSummary)
 
-    with console.status("submitting…"):
+    with console.status(f"submitting {len(specs)} image(s)…"):
         summary = asyncio.run(run())
+    failed = 0
     for item in summary.submissions:
-        if item.error:
-            raise UserError(f"{item.image}: {item.error}")
-        console.print(item.job_id)
+        if item.job_id:
+            console.print(item.job_id if len(specs) == 1 else f"{item.job_id}  {item.image}")
+            continue
+        failed += 1
+        errors.print(f"[bold red]error:[/] {item.image}: {item.error}", highlight=False)
+    if failed:
+        errors.print(summary.headline(), highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -351,42 +374,85 @@ def stop(
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
-def _job_spec(
-    image: Path | None,
+def _job_specs(
+    paths: list[Path],
     region_args: list[str],
-    regions_file: Path | None,
-    result_type: str,
-    language: str,
-) -> JobSpec:
+    regions_files: list[Path],
+    result_type: str | None,
+    language: str | None,
+) -> list[JobSpec]:
+    """Every image to submit, each checked before anything starts (exit 2 on bad input)."""
+    chosen: dict[str, Any] = {}
     try:
-        settings = RecognizeRegionsSettings(
-            result_type=ResultType(result_type), language=Language(language)
-        )
+        if result_type is not None:
+            chosen["result_type"] = ResultType(result_type)
+        if language is not None:
+            chosen["language"] = Language(language)
     except ValueError as exc:
         raise UserError(f"unknown result type or language: {result_type!r}, {language!r}") from exc
+    files, images = _sort_paths(paths)
+    files = [*regions_files, *files]
+    if images and not region_args:
+        raise UserError("give --region x,y,width,height for an image, or a regions file")
+    if not files and not images:
+        raise UserError("give regions files, a folder of them, or an image and --region x,y,w,h")
     try:
-        if regions_file is not None:
-            spec = load_regions_file(regions_file)
-            chosen = {"result_type": settings.result_type, "language": settings.language}
-            update: dict[str, Any] = {"settings": spec.settings.model_copy(update=chosen)}
-            if image is not None:
-                update["image"] = image
-            spec = spec.model_copy(update=update)
-        else:
-            if image is None:
-                raise UserError("give an image and --region x,y,w,h, or --regions FILE")
-            if not region_args:
-                raise UserError("give at least one --region x,y,width,height, or --regions FILE")
-            regions = [parse_region_arg(text, order) for order, text in enumerate(region_args)]
-            spec = JobSpec(image=image, regions=regions, settings=settings)
-        if region_args and regions_file is not None:
-            extra = [parse_region_arg(t, len(spec.regions) + i) for i, t in enumerate(region_args)]
-            spec = spec.model_copy(update={"regions": [*spec.regions, *extra]})
+        specs = [load_regions_file(file) for file in files]
+        extra = [parse_region_arg(text, order) for order, text in enumerate(region_args)]
+        if files and region_args and not images:  # regions added to each file's own
+            specs = [
+                spec.model_copy(
+                    update={
+                        "regions": [
+                            *spec.regions,
+                            *(
+                                r.model_copy(update={"order": len(spec.regions) + r.order})
+                                for r in extra
+                            ),
+                        ]
+                    }
+                )
+                for spec in specs
+            ]
+        specs += [JobSpec(image=image, regions=extra) for image in images]
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    specs = [
+        spec.model_copy(update={"settings": spec.settings.model_copy(update=chosen)})
+        for spec in specs
+    ]
+    for spec in specs:
+        _preflight(spec)
+    return specs
+
+
+def _sort_paths(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(regions files, images) among the paths given; a folder gives its *.regions.json."""
+    files: list[Path] = []
+    images: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.regions.json"))
+            if not found:
+                raise UserError(f"no *.regions.json in {path}")
+            files += found
+        elif path.suffix.casefold() == ".json":
+            files.append(path)
+        else:
+            images.append(path)
+    return files, images
+
+
+def _preflight(spec: JobSpec) -> None:
+    """The image exists, decodes, and holds every region: else one line, exit 2, nothing sent."""
+    from ocrflow.preflight import InputError, check_submission  # noqa: PLC0415
+
     if not spec.image.is_file():
         raise UserError(f"image not found: {spec.image}")
-    return spec
+    try:
+        check_submission(spec.image.read_bytes(), spec.wire_regions(), name=str(spec.image))
+    except (InputError, OSError) as exc:
+        raise UserError(str(exc)) from exc
 
 
 async def _read_results(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prefect import task
 from prefect.logging import get_run_logger
 
 from ocrflow.adaptive import estimate_from_polls, job_class
+from ocrflow.completeness import JobRequest, assess
 from ocrflow.ledger import JobRecord, JobResults, JobState, NewResult
 from ocrflow.processing import ProcessedEntry, ResultKind
 from ocrflow.storage import write_payload
@@ -24,6 +25,7 @@ class Stored:
     entries: int
     failed_entries: int
     error: str | None = None  # the job could not be stored (it stays unfinished for a rerun)
+    incomplete: str | None = None  # the answer lacks entries or has unreadable ones: not stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class StoreRequest:
     entries: list[ProcessedEntry]
     region_names: list[str | None]
     submitted: JobRecord | None = None  # the record this job was submitted as: its polls count
+    request: JobRequest = field(default_factory=JobRequest.unknown)  # what a complete answer holds
 
 
 @task(
@@ -42,15 +45,23 @@ class StoreRequest:
     **NOT_CACHED,
 )
 async def store_results(label: str, requests: list[StoreRequest]) -> dict[str, Stored]:
-    """Store each job: payload files first, then every job's entries and stored state.
+    """Store each complete job: payload files first, then every job's entries and stored state.
 
-    The whole batch goes in one transaction; should that fail, each job is tried alone, so
-    one job that cannot be stored does not stop the others (its error is in its answer).
+    A job whose answer is incomplete (:func:`ocrflow.completeness.assess`) is not stored: its
+    answer says why, and the flow fetches it again. The whole batch goes in one transaction;
+    should that fail, each job is tried alone, so one job that cannot be stored does not stop
+    the others (its error is in its answer).
     """
     runtime = current_runtime()
     prepared: dict[str, JobResults] = {}
     stored: dict[str, Stored] = {}
     for request in requests:
+        verdict = assess(request.entries, request.request, request.region_names)
+        if not verdict.complete:
+            stored[request.job_id] = Stored(
+                False, len(request.entries), 0, incomplete=verdict.reason()
+            )
+            continue
         try:
             prepared[request.job_id] = await _prepare(request)
         except Exception as exc:  # its payload could not be written: the job stays unfinished

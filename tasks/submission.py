@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from prefect import task
@@ -10,27 +11,30 @@ from prefect.logging import get_run_logger
 
 from ocrflow.errors import ApiError, ResubmissionInFlightError
 from ocrflow.jobspec import JobSpec
-from ocrflow.models import RecognizeRegionsSettings, Region, to_wire
+from ocrflow.ledger import SubmissionRecord, SubmissionState
+from ocrflow.models import RecognizeRegionsSettings, Region
+from ocrflow.submitting import Submission, interrupted, submit_recorded
 from tasks.options import NOT_CACHED
 from tasks.runtime import current_runtime
 
 
 @task(name="submit-job", **NOT_CACHED)
 async def submit_job(spec: JobSpec) -> str:
-    """Keep the image in the ledger, send it with its regions, record the new job."""
+    """Check the image, write the intent, send it, record the new job (ocrflow.submitting)."""
     runtime = current_runtime()
     image = await asyncio.to_thread(_read_image, spec, runtime.settings.max_image_bytes)
-    digest = await runtime.ledger.save_image(image)
-    sent_at = datetime.now(UTC)
-    job_id = await runtime.client.submit_regions(image, spec.wire_regions(), spec.settings)
-    await runtime.ledger.record_job(
-        job_id,
-        image_sha256=digest,
+    submission = Submission(
+        image=image,
         source=str(spec.image),
-        regions=[region.stored() for region in spec.regions],
-        settings=to_wire(spec.settings.model_copy(update={"regions": None})),
-        image_bytes=len(image),
-        submitted_at=sent_at,
+        regions=spec.wire_regions(),
+        stored_regions=[region.stored() for region in spec.regions],
+        settings=spec.settings,
+    )
+    job_id = await submit_recorded(
+        runtime.ledger,
+        runtime.client.submit_regions,
+        submission,
+        ledger_retry_s=runtime.settings.ledger_retry_s,
     )
     get_run_logger().info("submitted %s as job %s", spec.image.name, job_id)
     return job_id
@@ -84,3 +88,23 @@ def _read_image(spec: JobSpec, max_bytes: int) -> bytes:
         return spec.image.read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read image {spec.image}: {exc.strerror or exc}") from exc
+
+
+@task(name="close-interrupted-submissions", **NOT_CACHED)
+async def close_interrupted_submissions() -> list[SubmissionRecord]:
+    """Submissions left ``sending`` by a run that stopped: marked ``unknown`` with the reason
+    (each by one run only), and returned so that the sweep reports them."""
+    runtime = current_runtime()
+    now = datetime.now(UTC)
+    pending = await runtime.ledger.submissions([SubmissionState.SENDING])
+    closed: list[SubmissionRecord] = []
+    for stale in interrupted(pending, now, stale_s=runtime.settings.submission_stale_s):
+        why = (
+            f"the run sending {stale.source or 'this image'} stopped before the job id came "
+            f"back or was recorded (begun {stale.created_at:%Y-%m-%d %H:%M:%S} UTC): the "
+            "service may hold, and bill, a job whose id is unknown; the image is kept in the "
+            "ledger"
+        )
+        if await runtime.ledger.close_submission(stale.id, SubmissionState.UNKNOWN, why):
+            closed.append(replace(stale, state=SubmissionState.UNKNOWN, error=why))
+    return closed

@@ -50,6 +50,8 @@ def flow_env(emulator_url: str, client_secret: str, tmp_path: Path) -> dict[str,
         "OCRFLOW_POLL_DEADLINE_S": "30",
         "OCRFLOW_BACKOFF_BASE_S": "0.01",
         "OCRFLOW_BACKOFF_CAP_S": "0.05",
+        "OCRFLOW_REFETCH_BASE_S": "0.05",
+        "OCRFLOW_REFETCH_CAP_S": "0.2",
     }
 
 

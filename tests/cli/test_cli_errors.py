@@ -68,7 +68,7 @@ def test_bad_region(tmp_path: Path, region: str, fragment: str) -> None:
 
 def test_no_region_at_all(tmp_path: Path) -> None:
     done = ocrflow("submit", str(SAMPLES / "id-card.png"), tmp_path=tmp_path)
-    assert_one_line_error(done, "at least one --region")
+    assert_one_line_error(done, "give --region x,y,width,height for an image")
 
 
 def test_unknown_job_id(tmp_path: Path) -> None:
@@ -99,3 +99,45 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     env_file.write_text("OCRFLOW_MAX_ATTEMPTS=0\n")
     done = ocrflow("results", tmp_path=tmp_path)
     assert_one_line_error(done, "bad OCRFLOW_* setting")
+
+
+def _card_file(tmp_path: Path, image: Path, rect: dict[str, int] | None = None) -> Path:
+    import json
+
+    document = json.loads((SAMPLES / "id-card.regions.json").read_text())
+    document["image"] = str(image)
+    if rect is not None:
+        document["regions"][0]["rect"] = rect
+    path = tmp_path / "card.regions.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        ("outside", "reaches outside the"),
+        ("text", "is not an image"),
+        ("truncated", "cannot be decoded"),
+        ("inverted", "is empty or inverted"),
+    ],
+)
+def test_input_that_must_fail_is_refused_before_anything_is_sent(
+    tmp_path: Path, make: str, fragment: str
+) -> None:
+    image = SAMPLES / "id-card.png"
+    rect = None
+    if make == "outside":
+        rect = {"topLeftX": 5000, "topLeftY": 10, "bottomRightX": 5100, "bottomRightY": 40}
+    elif make == "inverted":
+        rect = {"topLeftX": 100, "topLeftY": 40, "bottomRightX": 10, "bottomRightY": 10}
+    elif make == "text":
+        image = tmp_path / "scan.png"
+        image.write_text("this is a text file, not a PNG\n")
+    elif make == "truncated":
+        image = tmp_path / "half.png"
+        data = (SAMPLES / "id-card.png").read_bytes()
+        image.write_bytes(data[: len(data) // 2])
+    done = ocrflow("submit", str(_card_file(tmp_path, image, rect)), tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert_one_line_error(done, fragment)

@@ -67,3 +67,47 @@ def test_submit_with_region_arguments(ocrflow_env: Path) -> None:
     exported = runner.invoke(app, ["results", job_id, "--format", "json"])
     (row,) = json.loads(exported.output)
     assert (row["kind"], row["text"]) == ("hocr", "SMITH")
+
+
+def test_a_files_settings_are_sent_as_written_and_every_file_is_submitted(
+    ocrflow_env: Path,
+) -> None:
+    card = json.loads((SAMPLES / "id-card.regions.json").read_text())
+    card["image"] = str(SAMPLES / "id-card.png")
+    card["settings"] = {**card.get("settings", {}), "resultType": "TextAndPdf"}
+    card["regions"] = card["regions"][:2]
+    first, second = ocrflow_env / "a.regions.json", ocrflow_env / "b.regions.json"
+    first.write_text(json.dumps(card))
+    second.write_text(json.dumps({**card, "settings": {"resultType": "Text"}}))
+
+    done = runner.invoke(app, ["submit", str(first), str(second)], env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    lines = [line.split() for line in done.output.strip().splitlines()[-2:]]
+    assert [Path(path).name for _, path in lines] == ["id-card.png", "id-card.png"]
+    assert len({job_id for job_id, _ in lines}) == 2  # both files went out, as two jobs
+
+    fetched = runner.invoke(app, ["fetch", *(job_id for job_id, _ in lines)])
+    assert fetched.exit_code == 0, fetched.output
+    rows = json.loads(runner.invoke(app, ["results", "--format", "json"]).output)
+    by_job: dict[str, list[str]] = {}
+    for row in rows:
+        by_job.setdefault(row["job_id"], []).append(f"{row['region']}:{row['wire_type']}")
+    kinds = sorted(sorted(entries) for entries in by_job.values())
+    # The TextAndPdf file: a Text and a Pdf entry for each region; the Text file: Text only.
+    assert kinds == [["0:Pdf", "0:Text", "1:Pdf", "1:Text"], ["0:Text", "1:Text"]]
+
+
+def test_the_command_line_replaces_a_files_setting_only_when_given(ocrflow_env: Path) -> None:
+    card = json.loads((SAMPLES / "id-card.regions.json").read_text())
+    card["image"] = str(SAMPLES / "id-card.png")
+    card["settings"] = {"resultType": "Hocr"}
+    card["regions"] = card["regions"][:1]
+    folder = ocrflow_env / "batch"
+    folder.mkdir()
+    (folder / "card.regions.json").write_text(json.dumps(card))
+    done = runner.invoke(app, ["submit", str(folder), "--result-type", "Text"])
+    assert done.exit_code == 0, done.output
+    fetched = runner.invoke(app, ["fetch"])
+    assert fetched.exit_code == 0, fetched.output
+    (row,) = json.loads(runner.invoke(app, ["results", "--format", "json"]).output)
+    assert row["wire_type"] == "Text"

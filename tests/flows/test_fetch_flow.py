@@ -208,22 +208,28 @@ async def test_a_second_sweep_fetches_nothing_and_writes_no_duplicate(
         await store.close()
 
 
-async def test_a_bad_result_entry_fails_only_its_region(
+async def test_an_entry_that_never_decodes_leaves_the_job_incomplete_not_stored(
     ocrflow_env: Path, emulator: RunningEmulator
 ) -> None:
     (job_id,) = await submit(sample())
-    emulator.set_faults(rate_corrupt_base64=1.0)
+    emulator.set_faults(rate_corrupt_base64=1.0)  # every answer: one entry is not base64
     state, summary = await fetch([job_id])
-    assert state.is_completed(), state.message
-    assert (summary.reports[0].entries, summary.reports[0].failed_entries) == (5, 1)
+    assert state.is_failed()
+    report = summary.reports[0]
+    assert report.outcome is Outcome.INCOMPLETE
+    assert "does not decode" in report.message
+    assert "not valid base64" in report.message
+    assert "(fetched 4 times)" in report.message  # the first answer and 3 refetches
     store = await ledger()
     try:
-        results = await store.results([job_id])
+        job = await store.get_job(job_id)
+        assert await store.results([job_id]) == []  # nothing stored incomplete
     finally:
         await store.close()
-    assert results[0].error is not None
-    assert "base64" in results[0].error
-    assert [r.text for r in results[1:]] == [r.expected for r in sample().regions[1:]]
+    assert job is not None
+    assert job.state is JobState.INCOMPLETE
+    assert job.last_error == report.message
+    assert emulator.state.counts["fault_corrupt_base64"] == 4  # bounded: no endless refetching
 
 
 async def test_a_missing_image_fails_its_submission_only(ocrflow_env: Path) -> None:

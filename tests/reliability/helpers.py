@@ -11,7 +11,7 @@ from flows.pipeline import summary_of
 from flows.reports import FetchSummary
 from ocrflow.client import OcrClient
 from ocrflow.ledger import JobRecord, JobState, Ledger
-from ocrflow.models import Rect, Region, to_wire
+from ocrflow.models import RecognizeRegionsSettings, Rect, Region, to_wire
 from ocrflow.settings import OcrflowSettings
 
 IMAGE = b"simulated scan"  # simulation mode reads no pixels
@@ -34,7 +34,7 @@ async def seed(count: int = 12, settings: OcrflowSettings | None = None) -> list
                 image_sha256=digest,
                 source="scan.png",
                 regions=[{"rect": to_wire(REGIONS[0].rect), "order": 0, "name": "field"}],
-                settings={},
+                settings=to_wire(RecognizeRegionsSettings()),
                 image_bytes=len(IMAGE),
             )
     finally:
