@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
 from ocrflow.errors import InvalidJobIdError
-from ocrflow.ledger import JobState, Ledger, NewResult, image_digest
+from ocrflow.ledger import JobState, Ledger, NewResult, SubmissionState, image_digest
 
 JOB_A = "aaaaaaaa-0000-4000-8000-000000000001"
 JOB_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -277,3 +278,46 @@ async def test_jobs_asked_for_by_id_are_leased_unless_another_run_holds_them(
     assert taken == [job_id(1), job_id(2)]
     assert elsewhere == [job_id(0)]
     assert await ledger.claim_unfinished("late", lease_s=60) == []
+
+
+async def test_the_same_new_image_saved_at_once_by_many_writers_is_kept_once(
+    ledger: Ledger,
+) -> None:
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    others = [await Ledger.open(url) for _ in range(4)]
+    try:
+        image = b"the same new scan " * 100
+        digests = await asyncio.gather(
+            *(writer.save_image(image) for writer in [ledger, *others] for _ in range(10))
+        )
+    finally:
+        for other in others:
+            await other.close()
+    assert set(digests) == {image_digest(image)}
+    assert await ledger.load_image(digests[0]) == image
+
+
+async def test_a_submission_is_written_before_its_post_and_resolved_after_it(
+    ledger: Ledger,
+) -> None:
+    sent = await ledger.begin_submission(
+        b"scan", source="a.png", regions=REGIONS, settings={"resultType": "Text"}
+    )
+    refused = await ledger.begin_submission(b"scan", source="b.png", regions=REGIONS, settings={})
+    cut_off = await ledger.begin_submission(b"scan", source="c.png", regions=REGIONS, settings={})
+    await ledger.record_submitted(sent, JOB_A, submitted_at=datetime.now(UTC))
+    await ledger.record_submitted(sent, JOB_A, submitted_at=datetime.now(UTC))  # a retry: no-op
+    assert await ledger.close_submission(refused, SubmissionState.REFUSED, "400 bad image")
+    assert not await ledger.close_submission(sent, SubmissionState.UNKNOWN, "too late")
+    states = {s.source: s.state for s in await ledger.submissions()}
+    assert states == {
+        "a.png": SubmissionState.SENT,
+        "b.png": SubmissionState.REFUSED,
+        "c.png": SubmissionState.SENDING,
+    }
+    job = await ledger.get_job(JOB_A)
+    assert job is not None
+    assert (job.source, job.regions, job.settings) == ("a.png", REGIONS, {"resultType": "Text"})
+    assert await ledger.load_image(job.image_sha256 or "") == b"scan"
+    (pending,) = await ledger.submissions([SubmissionState.SENDING])
+    assert pending.id == cut_off
