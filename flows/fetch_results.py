@@ -167,8 +167,18 @@ async def _leased(
         elsewhere = set(held)
     logger = get_run_logger()
     logger.info("leased %d unfinished job(s) as %s", len(leased), claim)
+    runtime.fence = await ledger.fence(claim)
+    loop = asyncio.get_running_loop()
+    keeper = LeaseKeeper(
+        runtime.settings.ledger_url,
+        claim,
+        lease_s,
+        logger.warning,
+        fence=runtime.fence,
+        on_lost=lambda _lost: loop.call_soon_threadsafe(runtime.lease_lost.set),
+    )
     try:
-        with LeaseKeeper(runtime.settings.ledger_url, claim, lease_s, logger.warning):
+        with keeper:
             yield leased, elsewhere
     finally:
         await ledger.release_claim(claim)
@@ -261,6 +271,29 @@ class _Sweep:
         self.collector = _Collector(runtime, self.batch)
 
     async def run(self, valid: dict[int, str]) -> None:
+        """Settle every job; should another run take over this run's lease (it stalled past
+        it), stop at once and leave the rest to that run."""
+        work = asyncio.create_task(self.settle_all(valid))
+        lost = asyncio.create_task(self.runtime.lease_lost.wait())
+        await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
+        lost.cancel()
+        if work.done():
+            work.result()
+            return
+        for task in [work, *self.alone]:
+            task.cancel()
+        await asyncio.gather(work, *self.alone, return_exceptions=True)
+        for index, job_id in valid.items():
+            if index not in self.reports:
+                self.reports[index] = JobReport(
+                    job_id=job_id,
+                    outcome=Outcome.ELSEWHERE,
+                    final_job_id=job_id,
+                    message="another run took over this job's lease (this run stalled past it):"
+                    " left to that run, nothing written here",
+                )
+
+    async def settle_all(self, valid: dict[int, str]) -> None:
         batches: list[list[tuple[int, str]]] = [[]]
         for index, job_id in valid.items():
             record = self.records.get(job_id)
@@ -432,6 +465,15 @@ async def settle_completed(
     reports: dict[str, JobReport] = {}
     for job_id, result in stored.items():
         record = done[job_id].record
+        if result.fenced:
+            reports[job_id] = JobReport(
+                job_id=job_id,
+                outcome=Outcome.ELSEWHERE,
+                final_job_id=job_id,
+                message="another run took over this job's lease before its results were "
+                "stored here: nothing written by this run",
+            )
+            continue
         if result.incomplete is not None:
             reports[job_id] = JobReport(
                 job_id=job_id,

@@ -7,12 +7,13 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from ocrflow.ledger import Ledger
+from ocrflow.ledger import Fence, Ledger
 
 
 class LeaseKeeper:
     """Renews ``claim``'s lease every third of ``lease_s`` until stopped, from its own thread,
-    event loop and ledger connection.
+    event loop and ledger connection; with ``fence``, also tells ``on_lost`` (from its thread)
+    when another run has taken over some of the jobs.
 
     Why a thread: a flow's event loop can be busy for seconds at a time under load (decoding,
     storing, task-run bookkeeping). Renewals made on it came more than 4 s late with two shards
@@ -21,10 +22,19 @@ class LeaseKeeper:
     """
 
     def __init__(
-        self, ledger_url: str, claim: str, lease_s: float, warn: Callable[[str], object]
+        self,
+        ledger_url: str,
+        claim: str,
+        lease_s: float,
+        warn: Callable[[str], object],
+        *,
+        fence: Fence | None = None,
+        on_lost: Callable[[list[str]], object] | None = None,
     ) -> None:
         self.ledger_url, self.claim, self.lease_s, self.warn = ledger_url, claim, lease_s, warn
+        self.fence, self.on_lost = fence, on_lost
         self.renewals = 0
+        self.lost: list[str] = []
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease {claim}", daemon=True)
 
@@ -54,8 +64,23 @@ class LeaseKeeper:
                 try:
                     loop.run_until_complete(ledger.renew_claim(self.claim, lease_s=self.lease_s))
                     self.renewals += 1
+                    if self.fence is not None and not self.lost:
+                        self._check_taken_over(loop, ledger)
                 except Exception as exc:  # the next renewal may work; the lease outlives a miss
                     self.warn(f"could not renew the lease of {self.claim}: {exc}")
         finally:
             loop.run_until_complete(ledger.close())
             loop.close()
+
+    def _check_taken_over(self, loop: asyncio.AbstractEventLoop, ledger: Ledger) -> None:
+        """A run that stalled past its lease finds its jobs taken over: it is told, once."""
+        assert self.fence is not None  # noqa: S101 - the caller checked
+        lost = loop.run_until_complete(ledger.taken_over(self.fence))
+        if lost:
+            self.lost = lost
+            self.warn(
+                f"{len(lost)} job(s) of {self.claim} were taken over by another run (this one "
+                "stalled past its lease): this run stops and writes nothing more for them"
+            )
+            if self.on_lost is not None:
+                self.on_lost(lost)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
     event,
     func,
     inspect,
@@ -120,6 +121,11 @@ class JobRow(_Base):
     # died) or is released.
     claimed_by: Mapped[str | None] = mapped_column(String(80), index=True)
     claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The fencing token: grows each time another claim takes the job. A write made under a
+    # lease succeeds only with the current claim and epoch, checked in its own transaction,
+    # so a sweep presumed dead (stalled, not dead) can no longer store or resubmit.
+    lease_epoch: Mapped[int | None] = mapped_column(Integer)
+    settled_by: Mapped[str | None] = mapped_column(String(80))  # the claim that ended it
 
 
 class SubmissionState(StrEnum):
@@ -193,6 +199,7 @@ class JobRecord:
     image_bytes: int | None = None
     processing_s: float | None = None
     resubmitting_since: datetime | None = None
+    settled_by: str | None = None  # the claim (run) that ended the job, when it held a lease
 
     @property
     def resubmission_interrupted(self) -> bool:
@@ -265,6 +272,35 @@ class NewResult:
             error=entry.error,
             warnings=list(entry.warnings),
         )
+
+
+@dataclass(slots=True)
+class Fence:
+    """A run's fencing tokens: its claim, and the lease epoch of each job it holds."""
+
+    claim: str
+    epochs: dict[str, int]
+
+    def holds(self, row: JobRow) -> bool:
+        """True when the row is still this run's, at the epoch it was leased at."""
+        epoch = self.epochs.get(row.job_id)
+        return (
+            row.claimed_by == self.claim and epoch is not None and (row.lease_epoch or 0) == epoch
+        )
+
+    def condition(self, job_id: str) -> Any:
+        """The same check as a SQL condition, for conditional updates."""
+        return (JobRow.claimed_by == self.claim) & (
+            func.coalesce(JobRow.lease_epoch, 0) == self.epochs.get(job_id, -1)
+        )
+
+
+class Written(StrEnum):
+    """What a store did for one job."""
+
+    NOW = "now"  # written in this call
+    BEFORE = "before"  # stored before: nothing written again
+    FENCED = "fenced"  # another run holds the job's lease now: nothing written
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,8 +565,11 @@ class Ledger:
     ) -> tuple[list[str], list[str]]:
         """Lease the given unfinished jobs to ``claim``, as :meth:`claim_unfinished` does;
         returns (the ids now held by ``claim``, the ids another live claim holds). Ids the
-        ledger does not know, or knows finished, are in neither."""
+        ledger does not know are recorded first (with no request: only their answer is
+        known), so that two runs given the same new id never both fetch it; ids it knows
+        finished are in neither."""
         wanted = sorted({validate_job_id(job_id) for job_id in job_ids})
+        await self._add_unknown(wanted)
         taken: list[str] = []
         for start in range(0, len(wanted), _IN_LIST_CHUNK):
             chunk = wanted[start : start + _IN_LIST_CHUNK]
@@ -547,6 +586,27 @@ class Ledger:
                 )
                 elsewhere += (await session.scalars(unfinished)).all()
         return taken, sorted(elsewhere)
+
+    async def _add_unknown(self, job_ids: list[str]) -> None:
+        """Record ids the ledger does not know (given by hand), so they can be leased too."""
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        for start in range(0, len(job_ids), _IN_LIST_CHUNK):
+            rows = [
+                {
+                    "job_id": job_id,
+                    "state": JobState.SUBMITTED.value,
+                    "regions": [],
+                    "settings": {},
+                    "attempt": 1,
+                    "polls": 0,
+                    "created_at": _now(),
+                    "updated_at": _now(),
+                }
+                for job_id in job_ids[start : start + _IN_LIST_CHUNK]
+            ]
+            if rows:
+                async with self._write() as session:
+                    await session.execute(insert(JobRow).values(rows).on_conflict_do_nothing())
 
     async def _claim(
         self, claim: str, lease_s: float, among: list[str] | None, limit: int | None
@@ -573,11 +633,45 @@ class Ledger:
                     update(JobRow)
                     .where(JobRow.job_id.in_(ids[start : start + _IN_LIST_CHUNK]))
                     .where(is_free)  # checked again: SQLite has no row locks to skip
-                    .values(claimed_by=claim, claim_expires_at=now + timedelta(seconds=lease_s))
+                    .values(
+                        claimed_by=claim,
+                        claim_expires_at=now + timedelta(seconds=lease_s),
+                        # a new holder: a new fencing token; the same holder keeps its own
+                        lease_epoch=case(
+                            (JobRow.claimed_by == claim, func.coalesce(JobRow.lease_epoch, 0)),
+                            else_=func.coalesce(JobRow.lease_epoch, 0) + 1,
+                        ),
+                    )
                     .returning(JobRow.job_id)
                 )
                 claimed.update(taken.all())
         return [job_id for job_id in ids if job_id in claimed]
+
+    async def fence(self, claim: str) -> Fence:
+        """The fencing tokens of every unfinished job ``claim`` holds now."""
+        query = (
+            select(JobRow.job_id, JobRow.lease_epoch)
+            .where(JobRow.claimed_by == claim)
+            .where(JobRow.state == JobState.SUBMITTED.value)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return Fence(claim, {job_id: int(epoch or 0) for job_id, epoch in rows})
+
+    async def taken_over(self, fence: Fence) -> list[str]:
+        """Jobs of ``fence`` another claim has taken since (unfinished ones)."""
+        wanted = sorted(fence.epochs)
+        lost: list[str] = []
+        async with self._sessions() as session:
+            for start in range(0, len(wanted), _IN_LIST_CHUNK):
+                query = (
+                    select(JobRow.job_id)
+                    .where(JobRow.job_id.in_(wanted[start : start + _IN_LIST_CHUNK]))
+                    .where(JobRow.state == JobState.SUBMITTED.value)
+                    .where(JobRow.claimed_by.is_(None) | (JobRow.claimed_by != fence.claim))
+                )
+                lost += (await session.scalars(query)).all()
+        return lost
 
     async def claimable_count(self) -> int:
         """How many unfinished jobs no live lease holds: what a sweep started now could take."""
@@ -646,8 +740,10 @@ class Ledger:
         error: str | None = None,
         polls: int = 0,
         replaced_by: str | None = None,
+        fence: Fence | None = None,
     ) -> bool:
-        """Move an unfinished job to a final state; False when it was already final."""
+        """Move an unfinished job to a final state; False when it was already final (or, with
+        ``fence``, when another run holds its lease now)."""
         if not state.is_final:
             raise ValueError(f"finish() takes a final state, not {state}")
         values: dict[str, Any] = {
@@ -661,27 +757,31 @@ class Ledger:
             values["last_status"] = last_status
         if replaced_by is not None:
             values["replaced_by"] = validate_job_id(replaced_by)
+        job_id = validate_job_id(job_id)
+        query = update(JobRow).where(JobRow.job_id == job_id)
+        if fence is not None:
+            values["settled_by"] = fence.claim
+            query = query.where(fence.condition(job_id))
         async with self._write() as session:
             changed = await session.execute(
-                update(JobRow)
-                .where(JobRow.job_id == validate_job_id(job_id))
-                .where(JobRow.state == JobState.SUBMITTED.value)
-                .values(**values)
+                query.where(JobRow.state == JobState.SUBMITTED.value).values(**values)
             )
             return bool(changed.rowcount)  # type: ignore[attr-defined]
 
-    async def begin_resubmission(self, job_id: str) -> bool:
+    async def begin_resubmission(self, job_id: str, fence: Fence | None = None) -> bool:
         """Mark an unfinished job as being resubmitted, before the image is sent again.
 
         False when it is not unfinished or another run has begun resubmitting it: then it must
         not be sent. The mark stays until :meth:`record_resubmission` or
         :meth:`abandon_resubmission`; a run that dies in between leaves it, on purpose.
         """
+        job_id = validate_job_id(job_id)
+        query = update(JobRow).where(JobRow.job_id == job_id)
+        if fence is not None:  # a run that lost the lease must not send the image
+            query = query.where(fence.condition(job_id))
         async with self._write() as session:
             changed = await session.execute(
-                update(JobRow)
-                .where(JobRow.job_id == validate_job_id(job_id))
-                .where(JobRow.state == JobState.SUBMITTED.value)
+                query.where(JobRow.state == JobState.SUBMITTED.value)
                 .where(JobRow.resubmitting_since.is_(None))
                 .values(resubmitting_since=_now(), updated_at=_now())
             )
@@ -730,9 +830,11 @@ class Ledger:
                         # the old, so no other sweep takes it meanwhile.
                         claimed_by=old.claimed_by,
                         claim_expires_at=old.claim_expires_at,
+                        lease_epoch=old.lease_epoch,
                     )
                 )
             old.state = JobState.RESUBMITTED.value
+            old.settled_by = old.claimed_by
             old.last_error = reason
             old.polls = old.polls + polls
             old.replaced_by = new_job_id
@@ -779,12 +881,15 @@ class Ledger:
         A job the ledger does not know yet (an id given by hand) is added first.
         """
         written = await self.store_many([JobResults(job_id, list(results), polls, processing_s)])
-        return written[validate_job_id(job_id)]
+        return written[validate_job_id(job_id)] is Written.NOW
 
-    async def store_many(self, jobs: Sequence[JobResults]) -> dict[str, bool]:
+    async def store_many(
+        self, jobs: Sequence[JobResults], fence: Fence | None = None
+    ) -> dict[str, Written]:
         """:meth:`store_results` for many jobs in one transaction (all or none): job id →
-        whether it was written now (False: stored before, nothing written again)."""
-        written: dict[str, bool] = {}
+        what was done. With ``fence``, a job another run holds now is not written (checked in
+        this transaction, on the locked row)."""
+        written: dict[str, Written] = {}
         async with self._write() as session:
             for job in jobs:
                 job_id = validate_job_id(job.job_id)
@@ -794,8 +899,12 @@ class Ledger:
                     session.add(row)
                     await session.flush()
                 if row.state == JobState.STORED.value or job_id in written:
-                    written.setdefault(job_id, False)
+                    written.setdefault(job_id, Written.BEFORE)
                     continue
+                if fence is not None and not fence.holds(row):
+                    written[job_id] = Written.FENCED
+                    continue
+                row.settled_by = fence.claim if fence is not None else None
                 row.state = JobState.STORED.value
                 row.last_status = "Completed"
                 row.polls = (row.polls or 0) + job.polls
@@ -803,7 +912,7 @@ class Ledger:
                 row.last_error = None
                 row.finished_at = _now()
                 session.add_all(ResultRow(job_id=job_id, **asdict(r)) for r in job.results)
-                written[job_id] = True
+                written[job_id] = Written.NOW
         return written
 
     async def processing_times(self, limit: int = 2000) -> list[tuple[int | None, int, float]]:
@@ -877,6 +986,7 @@ def _job_record(row: JobRow) -> JobRecord:
         resubmitting_since=(
             None if row.resubmitting_since is None else _aware(row.resubmitting_since)
         ),
+        settled_by=row.settled_by,
     )
 
 

@@ -8,6 +8,7 @@ pool and one cached token.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ocrflow.adaptive import AdaptivePollPolicy, DurationModel, job_class
 from ocrflow.client import OcrClient
-from ocrflow.ledger import Ledger
+from ocrflow.ledger import Fence, Ledger
 from ocrflow.settings import OcrflowSettings
 
 
@@ -35,6 +36,9 @@ class Runtime:
     poll_log: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
     model: DurationModel = field(default_factory=DurationModel)
     policy: AdaptivePollPolicy = field(default_factory=AdaptivePollPolicy)
+    # The run's fencing tokens once it leased its jobs: every write under the lease checks it.
+    fence: Fence | None = None
+    lease_lost: asyncio.Event = field(default_factory=asyncio.Event)  # another run took over
 
 
 _CURRENT: ContextVar[Runtime | None] = ContextVar("ocrflow_runtime", default=None)

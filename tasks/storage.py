@@ -10,7 +10,7 @@ from prefect.logging import get_run_logger
 
 from ocrflow.adaptive import estimate_from_polls, job_class
 from ocrflow.completeness import JobRequest, assess
-from ocrflow.ledger import JobRecord, JobResults, JobState, NewResult
+from ocrflow.ledger import JobRecord, JobResults, JobState, NewResult, Written
 from ocrflow.processing import ProcessedEntry, ResultKind
 from ocrflow.storage import write_payload
 from tasks.options import NOT_CACHED
@@ -26,6 +26,7 @@ class Stored:
     failed_entries: int
     error: str | None = None  # the job could not be stored (it stays unfinished for a rerun)
     incomplete: str | None = None  # the answer lacks entries or has unreadable ones: not stored
+    fenced: bool = False  # another run holds the job's lease now: nothing written here
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,20 +67,24 @@ async def store_results(label: str, requests: list[StoreRequest]) -> dict[str, S
             prepared[request.job_id] = await _prepare(request)
         except Exception as exc:  # its payload could not be written: the job stays unfinished
             stored[request.job_id] = _not_stored(request.job_id, exc)
+    fence = runtime.fence
     try:
-        written = await runtime.ledger.store_many(list(prepared.values()))
+        written = await runtime.ledger.store_many(list(prepared.values()), fence)
     except Exception as exc:
         get_run_logger().warning("storing %s at once failed (%s); one job at a time", label, exc)
         written = {}
         for job_id, job in prepared.items():
             try:
-                written |= await runtime.ledger.store_many([job])
+                written |= await runtime.ledger.store_many([job], fence)
             except Exception as one_exc:  # stays unfinished in the ledger: the next sweep retries
                 stored[job_id] = _not_stored(job_id, one_exc)
     for job_id, job in prepared.items():
         if job_id in written:
             failed = sum(1 for row in job.results if row.error)
-            stored[job_id] = Stored(written[job_id], len(job.results), failed)
+            done = written[job_id]
+            stored[job_id] = Stored(
+                done is Written.NOW, len(job.results), failed, fenced=done is Written.FENCED
+            )
     return stored
 
 
@@ -144,6 +149,7 @@ async def record_outcome(
         error=error,
         polls=runtime.polls.pop(job_id, 0),
         replaced_by=replaced_by,
+        fence=runtime.fence,
     )
 
 

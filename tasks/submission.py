@@ -56,9 +56,10 @@ async def resubmit_job(job_id: str, reason: str) -> str:
         raise LookupError(f"the original image of job {job_id} is missing from the ledger")
     regions = [Region.model_validate(region) for region in record.regions]
     settings = RecognizeRegionsSettings.model_validate(record.settings)
-    if not await runtime.ledger.begin_resubmission(job_id):
+    if not await runtime.ledger.begin_resubmission(job_id, runtime.fence):
         raise ResubmissionInFlightError(
-            f"job {job_id} is being resubmitted by another run (or was, when a run stopped)"
+            f"job {job_id} is being resubmitted by another run (or was, when a run stopped), "
+            "or another run has taken over its lease"
         )
     sent_at = datetime.now(UTC)
     try:
@@ -76,6 +77,8 @@ async def resubmit_job(job_id: str, reason: str) -> str:
         image_bytes=len(image),
         submitted_at=sent_at,
     )
+    if runtime.fence is not None and job_id in runtime.fence.epochs:  # the new job: same lease
+        runtime.fence.epochs[new_id] = runtime.fence.epochs[job_id]
     get_run_logger().info("job %s resubmitted as %s (%s)", job_id, new_id, reason)
     return new_id
 

@@ -9,7 +9,15 @@ import pytest
 from sqlalchemy import text
 
 from ocrflow.errors import InvalidJobIdError
-from ocrflow.ledger import JobState, Ledger, NewResult, SubmissionState, image_digest
+from ocrflow.ledger import (
+    JobResults,
+    JobState,
+    Ledger,
+    NewResult,
+    SubmissionState,
+    Written,
+    image_digest,
+)
 
 JOB_A = "aaaaaaaa-0000-4000-8000-000000000001"
 JOB_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -275,7 +283,7 @@ async def test_jobs_asked_for_by_id_are_leased_unless_another_run_holds_them(
     taken, elsewhere = await ledger.claim_jobs(
         "fetch", [job_id(0), job_id(1), job_id(2), job_id(3), unknown], lease_s=60
     )
-    assert taken == [job_id(1), job_id(2)]
+    assert taken == [job_id(1), job_id(2), unknown]  # an unknown id is recorded and leased
     assert elsewhere == [job_id(0)]
     assert await ledger.claim_unfinished("late", lease_s=60) == []
 
@@ -321,3 +329,39 @@ async def test_a_submission_is_written_before_its_post_and_resolved_after_it(
     assert await ledger.load_image(job.image_sha256 or "") == b"scan"
     (pending,) = await ledger.submissions([SubmissionState.SENDING])
     assert pending.id == cut_off
+
+
+async def test_a_stale_lease_holder_is_fenced_out_of_every_write(ledger: Ledger) -> None:
+    for job in (JOB_A, JOB_B, JOB_C):
+        await add(ledger, job)
+    await ledger.claim_unfinished("stalled-sweep", lease_s=0.3)
+    stale = await ledger.fence("stalled-sweep")
+    assert stale.epochs == {JOB_A: 1, JOB_B: 1, JOB_C: 1}
+    await asyncio.sleep(0.4)  # it stalled past its lease: another sweep takes over
+    assert await ledger.claim_unfinished("live-sweep", lease_s=60) == [JOB_A, JOB_B, JOB_C]
+    live = await ledger.fence("live-sweep")
+    assert live.epochs == {JOB_A: 2, JOB_B: 2, JOB_C: 2}  # a new token at each takeover
+    assert sorted(await ledger.taken_over(stale)) == [JOB_A, JOB_B, JOB_C]
+
+    written = await ledger.store_many([JobResults(JOB_A, [result(0)])], stale)
+    assert written == {JOB_A: Written.FENCED}
+    assert await ledger.results([JOB_A]) == []
+    assert not await ledger.finish(JOB_B, JobState.FAILED, error="stale", fence=stale)
+    assert not await ledger.begin_resubmission(JOB_C, stale)
+    assert await ledger.renew_claim("stalled-sweep", lease_s=60) == 0
+
+    assert await ledger.store_many([JobResults(JOB_A, [result(0)])], live) == {JOB_A: Written.NOW}
+    assert await ledger.finish(JOB_B, JobState.FAILED, error="gone", fence=live)
+    assert await ledger.begin_resubmission(JOB_C, live)
+    stored = await ledger.get_job(JOB_A)
+    assert stored is not None
+    assert stored.state is JobState.STORED
+
+
+async def test_ids_the_ledger_does_not_know_are_recorded_and_leased(ledger: Ledger) -> None:
+    held, elsewhere = await ledger.claim_jobs("fetch-by-id", [JOB_A], lease_s=60)
+    assert (held, elsewhere) == ([JOB_A], [])
+    assert await ledger.claim_jobs("second-fetch", [JOB_A], lease_s=60) == ([], [JOB_A])
+    job = await ledger.get_job(JOB_A)
+    assert job is not None
+    assert (job.state, job.settings, job.image_sha256) == (JobState.SUBMITTED, {}, None)
