@@ -478,21 +478,21 @@ async def settle_completed(
             reports[job_id] = JobReport(
                 job_id=job_id,
                 outcome=Outcome.INCOMPLETE,
-                known=record is not None,
+                known=_known(record),
                 entries=result.entries,
                 message=result.incomplete,
             )
             continue
         if result.error is not None:
             reports[job_id] = JobReport(
-                job_id=job_id, outcome=Outcome.ERROR, known=record is not None, message=result.error
+                job_id=job_id, outcome=Outcome.ERROR, known=_known(record), message=result.error
             )
             continue
         reports[job_id] = JobReport(
             job_id=job_id,
             outcome=Outcome.STORED if result.written else Outcome.ALREADY_DONE,
             final_job_id=job_id,
-            known=record is not None,
+            known=_known(record),
             entries=result.entries,
             failed_entries=result.failed_entries,
             message=f"{result.entries - result.failed_entries} of {result.entries} entries ok",
@@ -520,7 +520,7 @@ async def settle_job(
     if record is not None and (record.state.is_final or record.resubmission_interrupted):
         return await _settled_by_ledger(job_id, record)
     refetch = runtime.settings.refetch_policy()
-    line = JobReport(job_id=job_id, outcome=Outcome.STORED, known=record is not None)
+    line = JobReport(job_id=job_id, outcome=Outcome.STORED, known=_known(record))
     current = job_id
     incomplete: str | None = None  # why the latest Completed answer could not be stored
     if isinstance(looked, IncompleteAnswerError):
@@ -598,10 +598,12 @@ def _after_failure(
 ) -> Decision:
     """The core's decision for a job that ended Error or NotExist."""
     facts = JobFacts(
-        known=record is not None,
+        known=_known(record),
         can_resubmit=record is not None and record.can_resubmit,
         # A resubmitted job was sent moments ago: only the original can have expired.
-        submitted_at=record.created_at if record is not None and original else None,
+        submitted_at=record.created_at
+        if record is not None and _known(record) and original
+        else None,
     )
     return after_failure(
         status="Error" if isinstance(exc, JobFailedError) else "NotExist",
@@ -635,7 +637,7 @@ async def _end(
 
 def _learned(runtime: Runtime, record: JobRecord | None) -> tuple[float, int] | None:
     """The learned median time and observation count of the job's class, once warmed up."""
-    if record is None:
+    if record is None or record.given_by_id:  # its class (size, regions) is unknown
         return None
     key = job_class(record.image_bytes or 0, len(record.regions))
     median, seen = runtime.model.median(key), runtime.model.count(key)
@@ -709,6 +711,11 @@ async def _keep_error(report: JobReport) -> None:
 def _error_report(job_id: str, exc: Exception) -> JobReport:
     """A job this run could not settle: left unfinished for the next one."""
     return JobReport(job_id=job_id, outcome=Outcome.ERROR, message=f"{type(exc).__name__}: {exc}")
+
+
+def _known(record: JobRecord | None) -> bool:
+    """Whether ocrflow submitted the job (an id given by hand is recorded only to lease it)."""
+    return record is not None and not record.given_by_id
 
 
 def _region_count(record: JobRecord | None) -> int | None:

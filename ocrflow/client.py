@@ -35,7 +35,7 @@ from ocrflow.errors import (
     excerpt,
     is_transient,
 )
-from ocrflow.ids import parse_job_id_body, validate_job_id
+from ocrflow.ids import parse_job_id_body, read_echoed_id, validate_job_id
 from ocrflow.models import (
     OcrResponse,
     RecognizeRegionsBody,
@@ -357,16 +357,11 @@ def parse_ocr_response(response: httpx.Response, job_id: str) -> OcrResponse:
         raise ResponseFormatError(
             _describe_invalid_response(exc, job_id), status_code=response.status_code
         ) from exc
-    if parsed.id:
-        try:
-            echoed = validate_job_id(parsed.id)
-        except ValueError:
-            echoed = None
-        if echoed != job_id:
-            raise ResponseFormatError(
-                f"asked for job {job_id} but the answer is for {excerpt(parsed.id, 60)!r}",
-                status_code=response.status_code,
-            )
+    if parsed.id and read_echoed_id(parsed.id) != job_id:
+        raise ResponseFormatError(
+            f"asked for job {job_id} but the answer is for {excerpt(parsed.id, 60)!r}",
+            status_code=response.status_code,
+        )
     return parsed
 
 

@@ -32,3 +32,18 @@ def parse_job_id_body(body: str) -> str:
         # An ASP.NET server JSON-quotes a string when the client accepts application/json.
         text = text[1:-1].strip()
     return validate_job_id(text)
+
+
+def read_echoed_id(value: str) -> str | None:
+    """The job id an answer echoes, in any of the forms a .NET server may write it: quoted,
+    braced (``{…}``), ``urn:uuid:``-prefixed, any case; None when it is no GUID at all. Only
+    for comparing with the id we asked for: it never goes into a URL."""
+    text = value.strip().strip('"').strip()
+    if text.lower().startswith("urn:uuid:"):
+        text = text[len("urn:uuid:") :]
+    if len(text) >= 2 and text[0] == "{" and text[-1] == "}":
+        text = text[1:-1]
+    try:
+        return validate_job_id(text.strip())
+    except InvalidJobIdError:
+        return None

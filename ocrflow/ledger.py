@@ -207,6 +207,12 @@ class JobRecord:
         return self.state is JobState.SUBMITTED and self.resubmitting_since is not None
 
     @property
+    def given_by_id(self) -> bool:
+        """Recorded only because its id was given to a fetch: ocrflow never submitted it, so
+        neither its request nor its image is known (nor when it was sent)."""
+        return not self.settings and self.image_sha256 is None
+
+    @property
     def request(self) -> JobRequest:
         """What the job asked for: what a complete answer carries."""
         return JobRequest.from_ledger(self.regions, self.settings)

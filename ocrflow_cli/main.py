@@ -7,7 +7,7 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from ocrflow.jobspec import JobSpec, load_regions_file, parse_region_arg
 from ocrflow.models import Language, ResultType
 from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.errors import UserError, check_reachable
+
+if TYPE_CHECKING:
+    from ocrflow.ledger import JobRecord
 
 app = typer.Typer(
     name="ocrflow",
@@ -211,9 +214,15 @@ def results(
             job_ids = [validate_job_id(job_id)]
         except InvalidJobIdError as exc:
             raise UserError(str(exc)) from exc
-    found, known = asyncio.run(_read_results(settings, job_ids))
-    if job_ids and not known:
+    found, job = asyncio.run(_read_results(settings, job_ids))
+    if job_ids and job is None:
         raise UserError(f"job {job_ids[0]} is not in the ledger ({settings.ledger_url})")
+    if job is not None and job.state.value != "stored":  # say why there is nothing
+        follow = f" (resubmitted as {job.replaced_by})" if job.replaced_by else ""
+        reason = f": {job.last_error}" if job.last_error else ""
+        errors.print(f"job {job.job_id} is {job.state.value}{follow}{reason}", highlight=False)
+        if not found:
+            raise typer.Exit(1)
     if output_format is ExportFormat.TABLE:
         if output is not None:
             raise UserError("a table is for the screen: use --format json or csv with --output")
@@ -457,8 +466,9 @@ def _preflight(spec: JobSpec) -> None:
 
 async def _read_results(
     settings: OcrflowSettings, job_ids: list[str] | None
-) -> tuple[list[Any], bool]:
-    from ocrflow.ledger import Ledger  # noqa: PLC0415
+) -> tuple[list[Any], JobRecord | None]:
+    """The stored results (of one job, or all), and that job's record when one was asked."""
+    from ocrflow.ledger import Ledger  # noqa: PLC0415 - SQLAlchemy loads only when needed
 
     try:
         ledger = await Ledger.open(settings.ledger_url)
@@ -466,8 +476,7 @@ async def _read_results(
         raise UserError(f"cannot open the ledger {settings.ledger_url}: {exc}") from exc
     try:
         found = await ledger.results(job_ids)
-        known = not job_ids or await ledger.get_job(job_ids[0]) is not None
-        return found, known
+        return found, await ledger.get_job(job_ids[0]) if job_ids else None
     finally:
         await ledger.close()
 

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,28 @@ CASES: dict[str, tuple[list[Any], str]] = {
 }
 
 
+# Answers that are no OCRResponse at all: the job stays unfinished with the reason kept (the
+# next sweep tries again), reported as an error; the run fails.
+BROKEN: dict[str, tuple[tuple[int, str, str], str]] = {
+    "unknown status": ((200, "application/json", '{"taskStatus": "Exploded"}'), "Exploded"),
+    "wrong types": (
+        (200, "application/json", json.dumps(completed([{"type": 5, "data": 7}]))),
+        "ResponseFormatError",
+    ),
+    "200 with HTML": ((200, "text/html", "<html><body>Bad gateway</body></html>"), "JSON"),
+    "empty 404": ((404, "text/plain", ""), "404"),
+}
+# Odd but whole answers: read as they are meant (built for the job's own id).
+TOLERATED: dict[str, Callable[[str], tuple[int, str, str]]] = {
+    "JSON served as text/plain": lambda _job: (200, "text/plain", json.dumps(WHOLE)),
+    "its id echoed braced and quoted": lambda job: (
+        200,
+        "application/json",
+        json.dumps({**WHOLE, "id": f'"{{{job.upper()}}}"'}),
+    ),
+}
+
+
 @pytest.fixture(autouse=True)
 def _environment_restored() -> Iterator[None]:
     """The command quiets Prefect through os.environ; run in-process, that must not last."""
@@ -170,20 +192,25 @@ def test_every_contract_variant_ends_recorded_and_none_is_stored_incomplete(
     script, _ = fuzz_env
     ids = {name: guid(n) for n, name in enumerate(CASES, start=1)}
     control, healed = guid(90), guid(91)
+    broken = {name: guid(n) for n, name in enumerate(BROKEN, start=50)}
+    tolerated = {name: guid(n) for n, name in enumerate(TOLERATED, start=70)}
     for name, (answers, _) in CASES.items():
         script.add(ids[name], *answers)
+    for name, ((status, media, body), _) in BROKEN.items():
+        script.answers[broken[name]] = [(status, media, body)]
+    for name, answer in TOLERATED.items():
+        script.answers[tolerated[name]] = [answer(tolerated[name])]
     script.add(control, WHOLE)
     script.add(healed, completed([text_entry("A")]), WHOLE)  # a proxy cut the first answer short
-    asyncio.run(record([*ids.values(), control, healed]))
+    everyone = [*ids.values(), *broken.values(), *tolerated.values(), control, healed]
+    asyncio.run(record(everyone))
 
-    done = CliRunner().invoke(
-        cli, ["fetch", *ids.values(), control, healed], env={"COLUMNS": "400"}
-    )
+    done = CliRunner().invoke(cli, ["fetch", *everyone], env={"COLUMNS": "400"})
 
     assert done.exit_code == 1, done.output
     jobs, rows = asyncio.run(read_ledger())
     stored = {row.job_id for row in rows}
-    assert stored == {control, healed}  # nothing incomplete reached the results
+    assert stored == {control, healed, *tolerated.values()}  # nothing incomplete stored
     assert sorted(row.text or "" for row in rows if row.job_id == control) == [
         f"FIELD {n}" for n in range(REGIONS)
     ]
@@ -196,3 +223,11 @@ def test_every_contract_variant_ends_recorded_and_none_is_stored_incomplete(
         assert script.gets[ids[name]] == 4, name  # the first answer and 3 refetches, no more
         assert ids[name] in done.output
     assert "incomplete answer" in done.output
+    shown = CliRunner().invoke(cli, ["results", ids["results null"]], env={"COLUMNS": "400"})
+    assert shown.exit_code == 1  # nothing stored, and it says why
+    assert f"job {ids['results null']} is incomplete: incomplete answer" in shown.output
+    for name, (_, reason) in BROKEN.items():
+        job = jobs[broken[name]]
+        assert job.state is JobState.SUBMITTED, name  # unfinished: the next sweep tries again
+        assert reason in (job.last_error or ""), (name, job.last_error)
+        assert broken[name] in done.output

@@ -19,7 +19,7 @@ from flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.client import OcrClient
 from ocrflow.jobspec import JobSpec, load_regions_file
 from ocrflow.ledger import JobState, Ledger
-from ocrflow.models import ResultType, TaskStatus
+from ocrflow.models import Rect, ResultType, TaskStatus
 from ocrflow.settings import OcrflowSettings
 from tests.flows.conftest import SAMPLES, RunningEmulator
 
@@ -239,6 +239,29 @@ async def test_a_missing_image_fails_its_submission_only(ocrflow_env: Path) -> N
     assert state.is_failed()
     assert len(summary.job_ids) == 1
     assert "cannot read image" in str(summary.submissions[1].error)
+
+
+async def test_input_that_must_fail_is_never_sent_by_the_flow(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    good = sample()
+    outside = good.model_copy(
+        update={
+            "regions": [
+                good.regions[0].model_copy(update={"rect": Rect.from_xywh(5000, 0, 50, 20)})
+            ]
+        }
+    )
+    not_an_image = ocrflow_env / "scan.png"
+    not_an_image.write_text("a text file named .png\n")
+    text_file = good.model_copy(update={"image": not_an_image})
+    posts = emulator.state.counts["submit_RecognizeRegions"]
+    state = await submit_regions([outside, text_file], return_state=True)
+    summary = await summary_of(state, SubmitSummary)
+    assert state.is_failed()
+    assert emulator.state.counts["submit_RecognizeRegions"] == posts  # nothing paid for
+    assert "reaches outside the" in str(summary.submissions[0].error)
+    assert "is not an image" in str(summary.submissions[1].error)
 
 
 async def test_learned_polling_takes_over_once_a_class_has_completions(

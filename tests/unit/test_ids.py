@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ocrflow.errors import InvalidJobIdError
-from ocrflow.ids import parse_job_id_body, validate_job_id
+from ocrflow.ids import parse_job_id_body, read_echoed_id, validate_job_id
 
 GUID = "b7162f77-bf10-407d-86de-ee255e422ca7"
 
@@ -53,3 +53,20 @@ def test_post_answer_may_be_bare_or_json_quoted(body: str) -> None:
 def test_post_answer_without_a_guid_is_rejected() -> None:
     with pytest.raises(InvalidJobIdError):
         parse_job_id_body('{"title":"One or more validation errors occurred."}')
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        "b7162f77-bf10-407d-86de-ee255e422ca7",
+        '"b7162f77-bf10-407d-86de-ee255e422ca7"',
+        "{B7162F77-BF10-407D-86DE-EE255E422CA7}",
+        "urn:uuid:b7162f77-bf10-407d-86de-ee255e422ca7",
+    ],
+)
+def test_an_echoed_id_is_read_in_any_dotnet_form(echoed: str) -> None:
+    assert read_echoed_id(echoed) == "b7162f77-bf10-407d-86de-ee255e422ca7"
+
+
+def test_an_echoed_id_that_is_no_guid_reads_as_none() -> None:
+    assert read_echoed_id("{../../etc/passwd}") is None
