@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.client import OcrClient
 from ocrflow.jobspec import JobSpec, load_regions_file
 from ocrflow.ledger import JobState, Ledger
-from ocrflow.models import Rect, ResultType, TaskStatus
+from ocrflow.models import Rect, ResultType, TaskStatus, to_wire
 from ocrflow.settings import OcrflowSettings
 from tests.flows.conftest import SAMPLES, RunningEmulator
 
@@ -239,6 +240,40 @@ async def test_a_missing_image_fails_its_submission_only(ocrflow_env: Path) -> N
     assert state.is_failed()
     assert len(summary.job_ids) == 1
     assert "cannot read image" in str(summary.submissions[1].error)
+
+
+async def test_a_job_past_the_retention_is_reported_expired_before_its_resubmission(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    spec = sample()
+    store = await ledger()
+    try:  # a job sent 25 h ago: the service has forgotten it (NotExist)
+        digest = await store.save_image(spec.image.read_bytes())
+        old = "00000000-0000-4000-8000-000000000025"
+        await store.record_job(
+            old,
+            image_sha256=digest,
+            source=str(spec.image),
+            regions=[region.stored() for region in spec.regions],
+            settings=to_wire(spec.settings.model_copy(update={"regions": None})),
+            submitted_at=datetime.now(UTC) - timedelta(hours=25),
+        )
+    finally:
+        await store.close()
+    state, summary = await fetch([old])
+    (report,) = summary.reports
+    assert report.expired
+    assert report.outcome is Outcome.STORED  # resubmitted from its image, visibly
+    assert report.message.startswith("expired after 24 h, resubmitted as ")
+    assert "1 expired after 24 h" in (state.message or "")
+    store = await ledger()
+    try:
+        job = await store.get_job(old)
+    finally:
+        await store.close()
+    assert job is not None
+    assert job.state is JobState.RESUBMITTED
+    assert (job.last_error or "").startswith("expired: submitted 25.0 h ago")
 
 
 async def test_input_that_must_fail_is_never_sent_by_the_flow(
