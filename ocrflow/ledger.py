@@ -50,8 +50,10 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ocrflow.completeness import JobRequest
+from ocrflow.errors import OcrflowError
 from ocrflow.ids import validate_job_id
 from ocrflow.processing import ProcessedEntry
+from ocrflow.redact import mask_credentials
 
 
 class JobState(StrEnum):
@@ -69,6 +71,11 @@ class JobState(StrEnum):
     def is_final(self) -> bool:
         """A final job is not fetched by a sweep."""
         return self is not JobState.SUBMITTED
+
+
+class LedgerUnavailableError(OcrflowError):
+    """The ledger cannot be opened (a bad URL, a database down or refusing us); the message
+    shows its URL with the password masked."""
 
 
 class _Base(DeclarativeBase):
@@ -348,15 +355,32 @@ class Ledger:
     @classmethod
     async def open(cls, url: str) -> Ledger:
         """Connect to the ledger at ``url`` and create its tables if they are missing."""
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, pool_pre_ping=True)
+        try:
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
+                None,
+                "",
+                ":memory:",
+            ):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_async_engine(url, pool_pre_ping=True)
+        except Exception as exc:  # the URL's own words may hold its password: masked, unchained
+            raise LedgerUnavailableError(
+                f"cannot open the ledger {mask_credentials(url)}: "
+                f"{type(exc).__name__}: {mask_credentials(str(exc))}"
+            ) from None
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        async with engine.begin() as connection:
-            await connection.run_sync(_Base.metadata.create_all)
-            await connection.run_sync(_add_missing_columns)
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(_Base.metadata.create_all)
+                await connection.run_sync(_add_missing_columns)
+        except Exception as exc:
+            await engine.dispose()
+            raise LedgerUnavailableError(
+                f"cannot open the ledger {mask_credentials(url)}: "
+                f"{type(exc).__name__}: {mask_credentials(str(exc))}"
+            ) from None
         return cls(engine)
 
     async def close(self) -> None:

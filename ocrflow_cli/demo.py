@@ -20,6 +20,7 @@ from emulator.server import serve_in_thread
 from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings, ProcessingTime
 from ocrflow.jobspec import JobSpec, load_regions_file
 from ocrflow.ledger import Ledger, ResultRecord
+from ocrflow.redact import mask_credentials
 from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.errors import UserError
 
@@ -54,7 +55,8 @@ def run_demo(samples: Path, *, processing_s: float, console: Console) -> bool:
     stored = asyncio.run(_results(settings, final_ids))
     matched = _print_texts(console, specs, job_ids, final_ids, stored)
     console.print(
-        f"\nledger: {settings.ledger_url}\nfiles:  {Path(settings.results_dir).resolve()}\n"
+        f"\nledger: {mask_credentials(settings.ledger_url)}\n"
+        f"files:  {Path(settings.results_dir).resolve()}\n"
         "runs:   `make ui` serves the Prefect UI on http://127.0.0.1:4200 with these runs"
     )
     return matched and state.is_completed()

@@ -10,13 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from ocrflow.errors import InvalidJobIdError
 from ocrflow.ids import validate_job_id
 from ocrflow.jobspec import JobSpec, load_regions_file, parse_region_arg
 from ocrflow.models import Language, ResultType
+from ocrflow.redact import mask_credentials, printable
 from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.errors import UserError, check_reachable
 
@@ -48,25 +51,34 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         sys.exit(2)
     except Exception as exc:
         if os.environ.get("OCRFLOW_DEBUG"):
             raise
-        errors.print(
-            f"[bold red]error:[/] {type(exc).__name__}: {exc} "
-            "(OCRFLOW_DEBUG=1 shows the traceback)",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_error(f"{type(exc).__name__}: {exc} (OCRFLOW_DEBUG=1 shows the traceback)")
         sys.exit(1)
 
 
+def _print_error(message: str) -> None:
+    """One line on stderr: URL passwords masked, control characters escaped, no markup read."""
+    line = printable(mask_credentials(message), keep_newlines=False)
+    errors.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
+
+
 def _settings() -> OcrflowSettings:
+    """The settings from the environment and ``.env``; a bad value is one line that names its
+    variable and what it must be (the value itself is shown unless it is a secret)."""
     try:
         return OcrflowSettings()
-    except ValueError as exc:
-        raise UserError(f"bad OCRFLOW_* setting: {str(exc).splitlines()[-1].strip()}") from exc
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            name = f"OCRFLOW_{field.upper()}" if field else "an OCRFLOW_* setting"
+            shown = "" if "secret" in field else f" (got {str(error.get('input'))[:40]!r})"
+            problems.append(f"{name}: {error['msg']}{shown}")
+        raise UserError("bad setting " + "; ".join(problems)) from None
 
 
 def _quiet_prefect(verbose: bool) -> None:
@@ -216,11 +228,13 @@ def results(
             raise UserError(str(exc)) from exc
     found, job = asyncio.run(_read_results(settings, job_ids))
     if job_ids and job is None:
-        raise UserError(f"job {job_ids[0]} is not in the ledger ({settings.ledger_url})")
+        ledger = mask_credentials(settings.ledger_url)
+        raise UserError(f"job {job_ids[0]} is not in the ledger ({ledger})")
     if job is not None and job.state.value != "stored":  # say why there is nothing
         follow = f" (resubmitted as {job.replaced_by})" if job.replaced_by else ""
         reason = f": {job.last_error}" if job.last_error else ""
-        errors.print(f"job {job.job_id} is {job.state.value}{follow}{reason}", highlight=False)
+        line = f"job {job.job_id} is {job.state.value}{follow}{reason}"
+        errors.print(Text(printable(mask_credentials(line))), highlight=False, soft_wrap=True)
         if not found:
             raise typer.Exit(1)
     if output_format is ExportFormat.TABLE:
@@ -472,8 +486,8 @@ async def _read_results(
 
     try:
         ledger = await Ledger.open(settings.ledger_url)
-    except Exception as exc:  # a bad URL or an unreachable database: one line
-        raise UserError(f"cannot open the ledger {settings.ledger_url}: {exc}") from exc
+    except Exception as exc:  # a bad URL or an unreachable database: one line, password masked
+        raise UserError(str(exc)) from None
     try:
         found = await ledger.results(job_ids)
         return found, await ledger.get_job(job_ids[0]) if job_ids else None

@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from flows.reports import FetchSummary
 from ocrflow.ledger import ResultRecord
+from ocrflow.redact import mask_credentials, printable
 
 RESULT_FIELDS = (
     "job_id",
@@ -36,13 +38,21 @@ def fetch_table(summary: FetchSummary) -> Table:
     for report in summary.reports:
         ok = f"{report.entries - report.failed_entries}/{report.entries}" if report.entries else ""
         table.add_row(
-            report.job_id,
-            report.outcome.value,
-            ok,
-            str(report.resubmissions or ""),
-            report.message,
+            *_cells(
+                report.job_id,
+                report.outcome.value,
+                ok,
+                str(report.resubmissions or ""),
+                mask_credentials(report.message),
+            )
         )
     return table
+
+
+def _cells(*values: str) -> list[Text]:
+    """Cells shown as plain text: no markup read, control characters escaped (stored text and
+    names come from the service and from users' files)."""
+    return [Text(printable(value)) for value in values]
 
 
 def results_table(results: Sequence[ResultRecord]) -> Table:
@@ -53,12 +63,14 @@ def results_table(results: Sequence[ResultRecord]) -> Table:
     for r in results:
         shown = r.text if r.text is not None else (r.file_path or "")
         table.add_row(
-            r.job_id,
-            str(r.entry_index),
-            r.region_name or ("" if r.region is None else str(r.region)),
-            r.wire_type or r.kind,
-            shown,
-            r.error or "",
+            *_cells(
+                r.job_id,
+                str(r.entry_index),
+                r.region_name or ("" if r.region is None else str(r.region)),
+                r.wire_type or r.kind,
+                shown,
+                r.error or "",
+            )
         )
     return table
 

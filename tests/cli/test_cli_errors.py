@@ -16,11 +16,11 @@ GUID = "b7162f77-bf10-407d-86de-ee255e422ca7"
 
 
 def ocrflow(
-    *args: str, tmp_path: Path, base_url: str | None = None
+    *args: str, tmp_path: Path, base_url: str | None = None, ledger_url: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
-        "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
+        "OCRFLOW_LEDGER_URL": ledger_url or f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
         "OCRFLOW_BASE_URL": base_url or f"http://127.0.0.1:{free_port()}",
         "NO_COLOR": "1",
         "COLUMNS": "200",
@@ -98,7 +98,7 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("OCRFLOW_MAX_ATTEMPTS=0\n")
     done = ocrflow("results", tmp_path=tmp_path)
-    assert_one_line_error(done, "bad OCRFLOW_* setting")
+    assert_one_line_error(done, "bad setting OCRFLOW_MAX_ATTEMPTS")
 
 
 def _card_file(tmp_path: Path, image: Path, rect: dict[str, int] | None = None) -> Path:
@@ -119,7 +119,7 @@ def _card_file(tmp_path: Path, image: Path, rect: dict[str, int] | None = None) 
         ("outside", "reaches outside the"),
         ("text", "is not an image"),
         ("truncated", "cannot be decoded"),
-        ("inverted", "is empty or inverted"),
+        ("inverted", "top-left must be above and left of bottom-right"),
     ],
 )
 def test_input_that_must_fail_is_refused_before_anything_is_sent(
@@ -141,3 +141,136 @@ def test_input_that_must_fail_is_refused_before_anything_is_sent(
     done = ocrflow("submit", str(_card_file(tmp_path, image, rect)), tmp_path=tmp_path)
     assert done.returncode == 2
     assert_one_line_error(done, fragment)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "fragment"),
+    [
+        ("OCRFLOW_WINDOW", "abc", "OCRFLOW_WINDOW: Input should be a valid integer"),
+        (
+            "OCRFLOW_MAX_ATTEMPTS",
+            "0",
+            "OCRFLOW_MAX_ATTEMPTS: Input should be greater than or equal to 1",
+        ),
+        (
+            "OCRFLOW_POLL_DEADLINE_S",
+            "90000",
+            "OCRFLOW_POLL_DEADLINE_S: Input should be less than 86400",
+        ),
+    ],
+)
+def test_a_bad_setting_names_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, value: str, fragment: str
+) -> None:
+    monkeypatch.setenv(setting, value)
+    done = ocrflow("fetch", tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert_one_line_error(done, fragment)
+
+
+def test_a_ledger_password_is_never_printed(tmp_path: Path) -> None:
+    password = "Ledger-Pw-7f3Kq"
+    url = f"postgresql+asyncpg://postgres:{password}@127.0.0.1:{free_port()}/x"
+    for args in (("results", GUID), ("results",), ("results", "--format", "json")):
+        done = ocrflow(*args, tmp_path=tmp_path, ledger_url=url)
+        assert_one_line_error(done, "cannot open the ledger postgresql+asyncpg://postgres:***@")
+        assert password not in done.stdout + done.stderr
+
+
+def _regions_file(tmp_path: Path, document: object) -> Path:
+    import json
+
+    path = tmp_path / "bad.regions.json"
+    path.write_text(json.dumps(document) if not isinstance(document, str) else document)
+    return path
+
+
+RECT = {"topLeftX": 10, "topLeftY": 10, "bottomRightX": 100, "bottomRightY": 40}
+
+
+@pytest.mark.parametrize(
+    ("document", "fragment"),
+    [
+        (
+            {"image": "x.png", "regions": [{"rect": {**RECT, "bottomRightY": None}}]},
+            "regions[0].rect.bottomRightY: must be a whole number",
+        ),
+        (
+            {
+                "image": "x.png",
+                "regions": [{"rect": {k: v for k, v in RECT.items() if k != "bottomRightY"}}],
+            },
+            "regions[0].rect.bottomRightY: missing",
+        ),
+        (
+            {"image": "x.png", "regions": [{"rect": {**RECT, "topLeftX": 12.5}}]},
+            "topLeftX: must be a whole number of pixels, not 12.5",
+        ),
+        (
+            {"image": "x.png", "regions": [{"rect": {**RECT, "topLeftY": 90}}]},
+            "top-left must be above and left of bottom-right",
+        ),
+        (
+            {"image": "x.png", "regions": [{"rect": RECT, "nmae": "surname"}]},
+            "unknown key(s) 'nmae'",
+        ),
+        (
+            {"image": "x.png", "settings": {"resultTyp": "Pdf"}, "regions": [{"rect": RECT}]},
+            "unknown setting(s) 'resultTyp'",
+        ),
+        ({"image": "x.png", "region": [{"rect": RECT}]}, "unknown key(s) 'region'"),
+        ("[" * 100000 + "]" * 100000, "nested too deeply to be a regions file"),
+        (
+            {"image": "x.png", "regions": [{"rect": RECT, "expected": [[[[[[[[["deep"]]]]]]]]]}]},
+            "nested deeper than 8 levels",
+        ),
+    ],
+    ids=[
+        "null corner",
+        "missing corner",
+        "float",
+        "inverted",
+        "unknown region key",
+        "unknown setting",
+        "unknown file key",
+        "deep JSON",
+        "deep value",
+    ],
+)
+def test_a_bad_regions_file_is_one_line_naming_the_field(
+    tmp_path: Path, document: object, fragment: str
+) -> None:
+    done = ocrflow("submit", str(_regions_file(tmp_path, document)), tmp_path=tmp_path)
+    assert done.returncode == 2
+    assert_one_line_error(done, fragment)
+    assert "bad.regions.json" in done.stderr
+
+
+def test_stored_text_cannot_drive_the_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ocrflow.ledger import ResultRecord
+    from ocrflow_cli.output import results_table
+
+    hostile = ResultRecord(
+        entry_index=0,
+        region=0,
+        region_name="name\x1b[2J[bold red]",
+        wire_type="Text",
+        kind="text",
+        text="SMITH\x1b]0;owned\x07",
+        structured=None,
+        file_path=None,
+        error=None,
+        warnings=[],
+        job_id=GUID,
+    )
+    screen = io.StringIO()
+    Console(file=screen, width=200, color_system=None).print(results_table([hostile]))
+    shown = screen.getvalue()
+    assert "\x1b" not in shown
+    assert "\x07" not in shown
+    assert "name\\x1b[2J[bold red]" in shown  # escaped, and the markup printed as text
+    assert "SMITH\\x1b]0;owned\\x07" in shown
