@@ -90,6 +90,9 @@ def _quiet_prefect(verbose: bool) -> None:
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", "WARNING")
+        # The terminal gets the command's own lines; Prefect's (task failures with their
+        # tracebacks among them) still reach the run's logs on the server, and --verbose.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 @app.command()
@@ -326,9 +329,29 @@ def sweep_interval(
 ) -> None:
     """Set how often the deployed sweep runs (replaces its schedule on the server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    api = os.environ.get("PREFECT_API_URL")
+    if not api:  # a temporary server would hold no deployment: say where to point instead
+        raise UserError(
+            "no Prefect server to change: set PREFECT_API_URL to the stack's API "
+            "(`ocrflow serve` prints it, e.g. http://127.0.0.1:4200/api)"
+        )
+    import httpx  # noqa: PLC0415
+    from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
+
     from ocrflow_cli.server_setup import set_sweep_interval  # noqa: PLC0415
 
-    chosen = asyncio.run(set_sweep_interval(seconds, sharded=sharded, shards=shards))
+    try:
+        chosen = asyncio.run(set_sweep_interval(seconds, sharded=sharded, shards=shards))
+    except ObjectNotFound as exc:
+        raise UserError(
+            f"the sweep is not deployed on the Prefect server at {mask_credentials(api)}: "
+            "start the stack with `ocrflow serve` (it deploys prefect.yaml)"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise UserError(
+            f"cannot reach the Prefect server at {mask_credentials(api)} "
+            f"({type(exc).__name__}): is the stack running? `ocrflow serve` starts it"
+        ) from exc
     extra = f", {shards} shard runs each" if shards else ""
     console.print(f"{chosen} now runs every {seconds} s{extra}")
 

@@ -274,3 +274,28 @@ def test_stored_text_cannot_drive_the_terminal() -> None:
     assert "\x07" not in shown
     assert "name\\x1b[2J[bold red]" in shown  # escaped, and the markup printed as text
     assert "SMITH\\x1b]0;owned\\x07" in shown
+
+
+def test_sweep_interval_without_a_server_says_where_to_point(tmp_path: Path) -> None:
+    env_free = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "ocrflow_cli", "sweep-interval", "60"],
+        capture_output=True,
+        text=True,
+        env=env_free,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert_one_line_error(done, "no Prefect server to change: set PREFECT_API_URL")
+    port = free_port()  # nothing listens there
+    done = subprocess.run(
+        [sys.executable, "-m", "ocrflow_cli", "sweep-interval", "60"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+        env={**env_free, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"},
+    )
+    assert_one_line_error(done, f"cannot reach the Prefect server at http://127.0.0.1:{port}/api")
