@@ -39,6 +39,7 @@ from flows.reports import (
 )
 from ocrflow.adaptive import job_class
 from ocrflow.completeness import JobRequest
+from ocrflow.dbretry import retry_transient
 from ocrflow.errors import (
     IncompleteAnswerError,
     InvalidJobIdError,
@@ -48,8 +49,9 @@ from ocrflow.errors import (
     OcrflowError,
 )
 from ocrflow.ids import validate_job_id
+from ocrflow.interrupt import Interrupted, cancel_on_signals
 from ocrflow.leases import LeaseKeeper
-from ocrflow.ledger import JobRecord, JobState
+from ocrflow.ledger import JobRecord, JobState, Lease
 from ocrflow.lifecycle import (
     Decision,
     JobFacts,
@@ -60,6 +62,7 @@ from ocrflow.lifecycle import (
 from ocrflow.models import OcrResponse
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
+from ocrflow.redact import mask_credentials
 from tasks.credentials import load_settings
 from tasks.decoding import CompletedAnswer, decode_results
 from tasks.processing import process_by_kind
@@ -89,7 +92,16 @@ async def fetch_results(
     if max_resubmissions is not None:
         settings.max_resubmissions = max_resubmissions
     async with open_runtime(settings) as runtime:
-        summary = await settle_jobs(runtime, job_ids, limit=limit)
+        try:
+            async with cancel_on_signals():
+                summary = await settle_jobs(runtime, job_ids, limit=limit)
+        except Interrupted as exc:  # what was done stands; the rest waits for the next run
+            message = (
+                f"{exc}: {runtime.settled} job(s) settled; the others stay unfinished, their "
+                "leases given back; `ocrflow fetch` (or the next sweep) resumes"
+            )
+            get_run_logger().warning(message)
+            return states.Cancelled(message=message)
     await publish_fetch_artifacts(summary)
     get_run_logger().info("fetch finished: %s", summary.headline())
     if summary.failures:
@@ -130,9 +142,17 @@ async def settle_jobs(
     """
     # Every job this run settles is leased to it first, so that no other live run (a sweep, a
     # shard, another fetch) fetches it at the same time.
-    async with _leased(runtime, job_ids, limit) as (leased, elsewhere):
+    async with _leased(runtime, job_ids, limit) as (leased, elsewhere, others):
         requested = leased if job_ids is None else job_ids
-        return await _settle(runtime, requested, elsewhere, sweeping=job_ids is None)
+        summary = await _settle(runtime, requested, elsewhere, sweeping=job_ids is None)
+    if job_ids is None and others:  # say so, rather than "0 jobs" while others hold them
+        until = max(lease.expires_at for lease in others)
+        held = sum(lease.jobs for lease in others)
+        summary.held_elsewhere = (
+            f"{held} unfinished job(s) leased by {len(others)} other run(s) until "
+            f"{until:%H:%M:%S} UTC"
+        )
+    return summary
 
 
 def claim_for_run(run_id: str | None) -> str:
@@ -149,12 +169,14 @@ def run_of_claim(claim: str) -> str:
 @asynccontextmanager
 async def _leased(
     runtime: Runtime, job_ids: list[str] | None, limit: int | None
-) -> AsyncIterator[tuple[list[str], set[str]]]:
+) -> AsyncIterator[tuple[list[str], set[str], list[Lease]]]:
     """Jobs leased to this run, kept leased (renewed) while it runs, then given back; a run
     that dies leaves leases that expire, and the next sweep takes over.
 
     Without ids, the unfinished jobs no live run holds (``limit`` at most); with ids, those of
-    them the ledger has unfinished. Yields (the jobs leased, the ids another live run holds).
+    them the ledger has unfinished. Yields (the jobs leased, the ids another live run holds,
+    the live leases of other runs). Giving the leases back is retried briefly; should the
+    ledger stay away, they expire by themselves and the run keeps its summary.
     """
     ledger, lease_s = runtime.ledger, runtime.settings.claim_lease_s
     claim = claim_for_run(flow_run.get_id())
@@ -177,11 +199,23 @@ async def _leased(
         fence=runtime.fence,
         on_lost=lambda _lost: loop.call_soon_threadsafe(runtime.lease_lost.set),
     )
+    others = [
+        lease for lease in await ledger.leases() if lease.claim != claim and not lease.expired()
+    ]
     try:
         with keeper:
-            yield leased, elsewhere
+            yield leased, elsewhere, others
     finally:
-        await ledger.release_claim(claim)
+        try:
+            await retry_transient(lambda: ledger.release_claim(claim), budget_s=10.0)
+        except Exception as exc:  # the summary stands; the leases run out by themselves
+            logger.warning(
+                "could not give back the lease of %s (%s): its jobs are free again once it "
+                "expires, within %.0f s",
+                claim,
+                mask_credentials(f"{type(exc).__name__}: {exc}"),
+                lease_s,
+            )
 
 
 def _is_job_id(raw: str) -> bool:
@@ -269,13 +303,18 @@ class _Sweep:
         self.alone: list[asyncio.Task[None]] = []
         self.reports: dict[int, JobReport] = {}
         self.collector = _Collector(runtime, self.batch)
+        self.ledger_failed = False  # a reason could not be written: do not wait on the rest
 
     async def run(self, valid: dict[int, str]) -> None:
         """Settle every job; should another run take over this run's lease (it stalled past
         it), stop at once and leave the rest to that run."""
         work = asyncio.create_task(self.settle_all(valid))
         lost = asyncio.create_task(self.runtime.lease_lost.wait())
-        await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # interrupted: nothing of this run goes on behind it
+            await self._cancel_all(work, lost)
+            raise
         lost.cancel()
         if work.done():
             work.result()
@@ -292,6 +331,12 @@ class _Sweep:
                     message="another run took over this job's lease (this run stalled past it):"
                     " left to that run, nothing written here",
                 )
+
+    async def _cancel_all(self, *tasks: asyncio.Task[Any]) -> None:
+        pending = [*tasks, *self.alone, *self.collector.flushing]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def settle_all(self, valid: dict[int, str]) -> None:
         batches: list[list[tuple[int, str]]] = [[]]
@@ -311,10 +356,28 @@ class _Sweep:
 
     async def finish(self, index: int, report: JobReport) -> None:
         self.reports[index] = report
+        self.runtime.settled += 1
         if report.outcome is Outcome.ERROR and report.job_id in self.records:
-            await _keep_error(report)
+            await self.keep_error(report)
         emit_job_event(report)
         self.progress.advance(report)
+
+    async def keep_error(self, report: JobReport) -> None:
+        """Write why a job could not be settled into the ledger; it stays unfinished for a
+        rerun. Once the ledger has failed at that, the rest are not tried (each would wait out
+        its retries): the run's report carries every reason."""
+        if self.ledger_failed:
+            return
+        try:
+            await record_error(report.final_job_id or report.job_id, report.message)
+        except Exception as exc:  # the report still carries it; the ledger may be what failed
+            self.ledger_failed = True
+            get_run_logger().warning(
+                "could not keep the error of %s in the ledger (%s): the run's report has it, "
+                "and those of the jobs after it",
+                report.job_id,
+                mask_credentials(str(exc)),
+            )
 
     def go_alone(self, index: int, job_id: str, looked: Exception | None = None) -> None:
         self.alone.append(asyncio.create_task(self.settle_alone(index, job_id, looked)))
@@ -698,14 +761,6 @@ async def _next_look(
 def _settled_without_a_look(record: JobRecord | None) -> bool:
     """Final already, or its resubmission was interrupted: the ledger alone settles it."""
     return record is not None and (record.state.is_final or record.resubmission_interrupted)
-
-
-async def _keep_error(report: JobReport) -> None:
-    """Write why a job could not be settled into the ledger; it stays unfinished for a rerun."""
-    try:
-        await record_error(report.final_job_id or report.job_id, report.message)
-    except Exception as exc:  # the report still carries it; the ledger may be what failed
-        get_run_logger().warning("could not keep the error of %s: %s", report.job_id, exc)
 
 
 def _error_report(job_id: str, exc: Exception) -> JobReport:

@@ -57,6 +57,7 @@ class FetchSummary(BaseModel):
     """A fetch run's result: every job's line and the counts."""
 
     reports: list[JobReport] = Field(default_factory=list)
+    held_elsewhere: str | None = None  # a sweep: unfinished jobs other live runs hold
 
     @property
     def counts(self) -> dict[str, int]:
@@ -79,6 +80,8 @@ class FetchSummary(BaseModel):
         )
         expired = sum(1 for report in self.reports if report.expired)
         tail = f"; {expired} expired after 24 h" if expired else ""
+        if self.held_elsewhere:
+            tail += f"; {self.held_elsewhere}"
         return f"{lead} ({counts or 'none'}){tail}"
 
 

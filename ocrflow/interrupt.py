@@ -1,15 +1,18 @@
-"""A process-wide request to stop sending: SIGINT or SIGTERM while images are being submitted.
+"""SIGINT and SIGTERM, handled so that an interrupted run ends well.
 
-Submissions under way finish and are recorded; none is started after the request. A second
-signal is left to its default (the process ends at once), so a user is never stuck.
+Submitting: a process-wide request to stop sending (submissions under way finish and are
+recorded; none is started after it). Fetching: the run's task is cancelled, its ``finally``
+blocks give the leases back, and :class:`Interrupted` says which signal it was. In both, a
+second signal is left to its default (the process ends at once), so a user is never stuck.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 
 STOP_SENDING = threading.Event()
@@ -39,6 +42,52 @@ def stop_on_signals() -> Iterator[threading.Event]:
         signal.signal(sig, request_stop)
     try:
         yield STOP_SENDING
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class Interrupted(Exception):  # noqa: N818 - reads as what happened
+    """The work was cancelled by SIGINT or SIGTERM (``signum``); what was done stands."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by this signal: 130 for SIGINT, 143 SIGTERM."""
+        return 128 + self.signum
+
+
+@asynccontextmanager
+async def cancel_on_signals() -> AsyncIterator[None]:
+    """While inside, SIGINT or SIGTERM cancels the task that entered, which then raises
+    :class:`Interrupted` here: its ``finally`` blocks (leases given back) run first. A second
+    signal acts as usual. Off the main thread it installs nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101 - called from a coroutine
+    received: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def cancel(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        signal.signal(signum, previous[signal.Signals(signum)])  # a second one: as usual
+        loop.call_soon_threadsafe(task.cancel)
+
+    for sig in previous:
+        signal.signal(sig, cancel)
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        task.uncancel()
+        raise Interrupted(received[0]) from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -53,6 +53,9 @@ def main() -> None:
     except UserError as exc:
         _print_error(str(exc))
         sys.exit(2)
+    except KeyboardInterrupt:  # before or after a run (a run itself ends on its own terms)
+        _print_error("interrupted")
+        sys.exit(130)
     except Exception as exc:
         if os.environ.get("OCRFLOW_DEBUG"):
             raise
@@ -190,13 +193,15 @@ def fetch(
     from flows.reports import PROGRESS_LISTENER, FetchSummary  # noqa: PLC0415
     from ocrflow_cli.output import fetch_table  # noqa: PLC0415
 
-    async def run() -> tuple[Any, FetchSummary]:
+    async def run() -> tuple[Any, FetchSummary | None]:
         state = await fetch_results(
             job_ids=job_ids or None,
             window=window,
             max_resubmissions=max_resubmissions,
             return_state=True,
         )
+        if state.is_cancelled():
+            return state, None
         return state, await summary_of(state, FetchSummary)
 
     with _progress() as progress:
@@ -206,6 +211,10 @@ def fetch(
             state, summary = asyncio.run(run())
         finally:
             PROGRESS_LISTENER.reset(token)
+    if summary is None:  # interrupted (SIGINT/SIGTERM): one line, the shell's exit code
+        message = state.message or "interrupted"
+        errors.print(Text(printable(message)), highlight=False, soft_wrap=True)
+        raise typer.Exit(143 if "SIGTERM" in message else 130)
     console.print(fetch_table(summary))
     if state.is_failed():
         raise typer.Exit(1)

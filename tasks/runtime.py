@@ -39,6 +39,7 @@ class Runtime:
     # The run's fencing tokens once it leased its jobs: every write under the lease checks it.
     fence: Fence | None = None
     lease_lost: asyncio.Event = field(default_factory=asyncio.Event)  # another run took over
+    settled: int = 0  # jobs this run has finished with (any outcome)
 
 
 _CURRENT: ContextVar[Runtime | None] = ContextVar("ocrflow_runtime", default=None)

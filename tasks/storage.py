@@ -10,6 +10,7 @@ from prefect.logging import get_run_logger
 
 from ocrflow.adaptive import estimate_from_polls, job_class
 from ocrflow.completeness import JobRequest, assess
+from ocrflow.dbretry import retry_transient
 from ocrflow.ledger import JobRecord, JobResults, JobState, NewResult, Written
 from ocrflow.processing import ProcessedEntry, ResultKind
 from ocrflow.storage import write_payload
@@ -161,4 +162,8 @@ async def record_outcome(
 async def record_error(job_id: str, error: str) -> None:
     """Keep why an unfinished job could not be settled in this run (it stays unfinished)."""
     runtime = current_runtime()
-    await runtime.ledger.note_error(job_id, error, polls=runtime.polls.pop(job_id, 0))
+    polls = runtime.polls.pop(job_id, 0)
+    # A ledger that stumbled (the reason this job could not be stored, often) may be back.
+    await retry_transient(
+        lambda: runtime.ledger.note_error(job_id, error, polls=polls), budget_s=10.0
+    )

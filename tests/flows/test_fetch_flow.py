@@ -276,6 +276,35 @@ async def test_a_job_past_the_retention_is_reported_expired_before_its_resubmiss
     assert (job.last_error or "").startswith("expired: submitted 25.0 h ago")
 
 
+async def test_a_sweep_says_how_many_jobs_another_run_holds_and_until_when(
+    ocrflow_env: Path, emulator: RunningEmulator
+) -> None:
+    (job_id,) = await submit(sample())
+    store = await ledger()
+    try:
+        assert await store.claim_unfinished("another-run@host:1", lease_s=300) == [job_id]
+    finally:
+        await store.close()
+    state, summary = await fetch()
+    assert state.is_completed(), state.message
+    assert summary.reports == []
+    assert "1 unfinished job(s) leased by 1 other run(s) until" in summary.headline()
+
+
+async def test_a_ledger_that_fails_at_the_end_leaves_the_summary_whole(
+    ocrflow_env: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (job_id,) = await submit(sample())
+
+    async def broken(self: Ledger, claim: str) -> None:
+        raise RuntimeError("database or disk is full")
+
+    monkeypatch.setattr(Ledger, "release_claim", broken)
+    state, summary = await fetch([job_id])
+    assert state.is_completed(), state.message  # the release failed; the work stands
+    assert [r.outcome for r in summary.reports] == [Outcome.STORED]
+
+
 async def test_input_that_must_fail_is_never_sent_by_the_flow(
     ocrflow_env: Path, emulator: RunningEmulator
 ) -> None:
