@@ -3,18 +3,38 @@ flow run, the ledger or a result file, even through token renewals and a refused
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import get_current_settings
+from sqlalchemy.engine import make_url
 
+from emulator.server import free_port
+from flows.fetch_results import fetch_results
 from flows.reports import Outcome
 from tests.reliability.conftest import CLIENT_SECRET, Emulator, Report
 from tests.reliability.helpers import seed, sweep
+from tests.services import check_reachable, database_url, drop_databases
+
+
+async def _logs(client: Any, run_ids: list[Any], *, until: str) -> list[Any]:
+    """The runs' logs on the server, once one of them says ``until`` (at most 30 s)."""
+    runs = LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids))
+    logs: list[Any] = []
+    for _ in range(60):  # bounded
+        logs = await client.read_logs(log_filter=runs, limit=200)
+        if any(until in log.message for log in logs):
+            break
+        await asyncio.sleep(0.5)
+    return logs
 
 
 def _events(api: str, run_ids: list[str]) -> list[dict[str, Any]]:
@@ -57,7 +77,7 @@ async def test_the_client_secret_is_nowhere(
     async with get_client() as client:
         runs = [await client.read_flow_run(run_id) for run_id in flow_run_ids if run_id]
         places["flow runs (parameters, states)"] = "".join(run.model_dump_json() for run in runs)
-        logs = await client.read_logs(limit=200)
+        logs = await _logs(client, [run.id for run in runs], until="fetch finished")
         places["logs kept by the server"] = "".join(log.message for log in logs)
         artifacts = await client.read_artifacts(limit=200)
         places["artifacts"] = "".join(a.model_dump_json() for a in artifacts)
@@ -88,6 +108,77 @@ async def test_the_client_secret_is_nowhere(
         jobs=len(seeded) + 1,
         outcome=f"searched {len(places)} places ({len(logs)} log lines, {len(events)} events, "
         f"{len(artifacts)} artifacts, {len(ledger_files)} ledger files): 0 occurrences",
+        lost=0,
+        duplicated=0,
+    )
+
+
+LEDGER_PASSWORD = "Ledger-Pw-Zq81xT"  # the local PostgreSQL trusts 127.0.0.1: any password opens
+
+
+@pytest.fixture
+def ledger_with_password() -> Iterator[str]:
+    """A ledger database of the test's own, its URL carrying a password."""
+    asyncio.run(check_reachable())
+    name = f"ocrflow_secret_{uuid.uuid4().hex[:8]}"
+    direct = database_url(name)
+
+    async def create() -> None:
+        connection = await asyncpg.connect(database_url("postgres").replace("+asyncpg", ""))
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    try:
+        yield make_url(direct).set(password=LEDGER_PASSWORD).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(drop_databases([direct]))
+
+
+async def test_the_ledger_password_is_nowhere(
+    env: Path,
+    emulator: Emulator,
+    report: Report,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    ledger_with_password: str,
+) -> None:
+    caplog.set_level("DEBUG")
+    monkeypatch.setenv("OCRFLOW_LEDGER_URL", ledger_with_password)
+    seeded = await seed(3)
+    good_state, good = await sweep(seeded)
+    assert {r.outcome for r in good.reports} == {Outcome.STORED}
+    unreachable = make_url(ledger_with_password).set(port=free_port())
+    monkeypatch.setenv("OCRFLOW_LEDGER_URL", unreachable.render_as_string(hide_password=False))
+    bad_state = await fetch_results(job_ids=None, return_state=True)  # the ledger is away
+    assert bad_state.is_failed()
+    assert "cannot open the ledger postgresql+asyncpg://postgres:***@" in str(bad_state.message)
+
+    places: dict[str, str] = {"this process's log records": caplog.text}
+    async with get_client() as client:
+        runs = [
+            await client.read_flow_run(s.state_details.flow_run_id)
+            for s in (good_state, bad_state)
+            if s.state_details.flow_run_id
+        ]
+        places["flow runs (parameters, states)"] = "".join(r.model_dump_json() for r in runs)
+        # Logs reach the server in batches, a moment after they are written: wait (bounded).
+        logs = await _logs(client, [r.id for r in runs], until="cannot open the ledger")
+        places["logs kept by the server"] = "".join(log.message for log in logs)
+        artifacts = await client.read_artifacts(limit=200)
+        places["artifacts"] = "".join(a.model_dump_json() for a in artifacts)
+    api = str(get_current_settings().api.url)
+    places["events"] = "".join(str(e) for e in _events(api, [str(r.id) for r in runs]))
+    assert "cannot open the ledger" in places["logs kept by the server"]  # the search works
+    found = {where: text.count(LEDGER_PASSWORD) for where, text in places.items()}
+    assert found == dict.fromkeys(places, 0)
+    report.add(
+        case="the ledger's database password, searched after a run and a ledger outage",
+        injected="a PostgreSQL ledger URL with a password; then that ledger unreachable",
+        jobs=len(seeded),
+        outcome=f"searched {len(places)} places: 0 occurrences; shown as postgres:***@",
         lost=0,
         duplicated=0,
     )
