@@ -84,6 +84,26 @@ def _settings() -> OcrflowSettings:
         raise UserError("bad setting " + "; ".join(problems)) from None
 
 
+def _require_credentials(settings: OcrflowSettings) -> None:
+    """Without a Prefect server (whose credentials block may hold them), the environment must
+    name the credentials: else one line now, not an error inside a run after Prefect started."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    missing = [
+        name
+        for name, value in (
+            ("OCRFLOW_CLIENT_ID", settings.client_id),
+            ("OCRFLOW_CLIENT_SECRET", settings.client_secret.get_secret_value()),
+        )
+        if not value.strip()
+    ]
+    if missing:
+        raise UserError(
+            f"no credentials: set {' and '.join(missing)} (the Aspose Cloud dashboard's; the "
+            "local emulator's are ocrflow-demo / ocrflow-demo-secret)"
+        )
+
+
 def _quiet_prefect(verbose: bool) -> None:
     """Prefect logs every run at INFO to the console; the CLI shows its own summary instead."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -147,6 +167,7 @@ def submit(
     """
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
     settings = _settings()
+    _require_credentials(settings)
     check_reachable(settings.base_url)
     _quiet_prefect(verbose)
     from flows.pipeline import summary_of  # noqa: PLC0415 - Prefect loads only when needed
@@ -186,6 +207,7 @@ def fetch(
         except InvalidJobIdError as exc:
             raise UserError(str(exc)) from exc
     settings = _settings()
+    _require_credentials(settings)
     check_reachable(settings.base_url)
     _quiet_prefect(verbose)
     from flows.fetch_results import fetch_results  # noqa: PLC0415

@@ -16,16 +16,23 @@ GUID = "b7162f77-bf10-407d-86de-ee255e422ca7"
 
 
 def ocrflow(
-    *args: str, tmp_path: Path, base_url: str | None = None, ledger_url: str | None = None
+    *args: str,
+    tmp_path: Path,
+    base_url: str | None = None,
+    ledger_url: str | None = None,
+    credentials: tuple[str, str] = ("ocrflow-demo", "ocrflow-demo-secret"),
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
+        "OCRFLOW_CLIENT_ID": credentials[0],
+        "OCRFLOW_CLIENT_SECRET": credentials[1],
         "OCRFLOW_LEDGER_URL": ledger_url or f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
         "OCRFLOW_BASE_URL": base_url or f"http://127.0.0.1:{free_port()}",
         "NO_COLOR": "1",
         "COLUMNS": "200",
     }
     env.pop("OCRFLOW_DEBUG", None)
+    env.pop("PREFECT_API_URL", None)  # no server here: what a first-time user has
     return subprocess.run(
         [sys.executable, "-m", "ocrflow_cli", *args],
         capture_output=True,
@@ -299,3 +306,18 @@ def test_sweep_interval_without_a_server_says_where_to_point(tmp_path: Path) -> 
         env={**env_free, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"},
     )
     assert_one_line_error(done, f"cannot reach the Prefect server at http://127.0.0.1:{port}/api")
+
+
+@pytest.mark.parametrize(
+    ("credentials", "missing"),
+    [
+        (("", ""), "set OCRFLOW_CLIENT_ID and OCRFLOW_CLIENT_SECRET"),
+        (("ocrflow-demo", "  "), "set OCRFLOW_CLIENT_SECRET ("),
+    ],
+)
+def test_missing_credentials_are_one_line_before_anything_starts(
+    tmp_path: Path, credentials: tuple[str, str], missing: str
+) -> None:
+    done = ocrflow("fetch", tmp_path=tmp_path, credentials=credentials)
+    assert done.returncode == 2
+    assert_one_line_error(done, f"no credentials: {missing}")
