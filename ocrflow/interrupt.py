@@ -16,11 +16,17 @@ from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 
 STOP_SENDING = threading.Event()
+_STOP_SIGNALS: list[int] = []
 
 
 def stop_requested() -> bool:
     """True once a stop was asked for in this process."""
     return STOP_SENDING.is_set()
+
+
+def stop_signal() -> int | None:
+    """The signal that asked the last submission to stop, if one did."""
+    return _STOP_SIGNALS[0] if _STOP_SIGNALS else None
 
 
 @contextmanager
@@ -31,10 +37,12 @@ def stop_on_signals() -> Iterator[threading.Event]:
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
+        _STOP_SIGNALS.append(signum)
         STOP_SENDING.set()
         signal.signal(signum, previous[signal.Signals(signum)])  # a second signal: its usual effect
 
     STOP_SENDING.clear()
+    _STOP_SIGNALS.clear()
     if threading.current_thread() is not threading.main_thread():
         yield STOP_SENDING  # signals reach the main thread only: nothing to install here
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.text import Text
 
 from ocrflow.errors import InvalidJobIdError
 from ocrflow.ids import validate_job_id
+from ocrflow.interrupt import stop_signal
 from ocrflow.jobspec import JobSpec, load_regions_file, parse_region_arg
 from ocrflow.models import Language, ResultType
 from ocrflow.redact import mask_credentials, printable
@@ -179,13 +181,26 @@ def submit(
 
     with console.status(f"submitting {len(specs)} image(s)…"):
         summary = asyncio.run(run())
+    stopped_by = stop_signal()
     failed = 0
     for item in summary.submissions:
         if item.job_id:
             console.print(item.job_id if len(specs) == 1 else f"{item.job_id}  {item.image}")
             continue
         failed += 1
-        errors.print(f"[bold red]error:[/] {item.image}: {item.error}", highlight=False)
+        if stopped_by is None or item.unrecorded_job_id:  # a stop's "not sent" is summed up
+            _print_error(f"{item.image}: {item.error}")
+    if stopped_by is not None:  # one line: what was sent, what was not, how to go on
+        name = signal.Signals(stopped_by).name
+        errors.print(
+            Text(
+                f"interrupted by {name}: {len(summary.job_ids)} of {len(specs)} image(s) "
+                f"submitted and recorded (ids above); {failed} not sent: submit them again"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(128 + stopped_by)
     if failed:
         errors.print(summary.headline(), highlight=False)
         raise typer.Exit(1)
