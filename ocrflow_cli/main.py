@@ -106,6 +106,20 @@ def _require_credentials(settings: OcrflowSettings) -> None:
         )
 
 
+def _require_ledger(settings: OcrflowSettings) -> None:
+    """The ledger opens (a bad URL, a database down): else one line now, before Prefect."""
+    from ocrflow.ledger import Ledger, LedgerUnavailableError  # noqa: PLC0415
+
+    async def open_and_close() -> None:
+        ledger = await Ledger.open(settings.ledger_url)
+        await ledger.close()
+
+    try:
+        asyncio.run(open_and_close())
+    except LedgerUnavailableError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _quiet_prefect(verbose: bool) -> None:
     """Prefect logs every run at INFO to the console; the CLI shows its own summary instead."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -170,6 +184,7 @@ def submit(
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
     settings = _settings()
     _require_credentials(settings)
+    _require_ledger(settings)
     check_reachable(settings.base_url)
     _quiet_prefect(verbose)
     from flows.pipeline import summary_of  # noqa: PLC0415 - Prefect loads only when needed
@@ -223,6 +238,7 @@ def fetch(
             raise UserError(str(exc)) from exc
     settings = _settings()
     _require_credentials(settings)
+    _require_ledger(settings)
     check_reachable(settings.base_url)
     _quiet_prefect(verbose)
     from flows.fetch_results import fetch_results  # noqa: PLC0415

@@ -178,7 +178,8 @@ def test_a_bad_setting_names_its_variable(
 def test_a_ledger_password_is_never_printed(tmp_path: Path) -> None:
     password = "Ledger-Pw-7f3Kq"
     url = f"postgresql+asyncpg://postgres:{password}@127.0.0.1:{free_port()}/x"
-    for args in (("results", GUID), ("results",), ("results", "--format", "json")):
+    regions = str(SAMPLES / "id-card.regions.json")
+    for args in (("results", GUID), ("results",), ("fetch",), ("submit", regions)):
         done = ocrflow(*args, tmp_path=tmp_path, ledger_url=url)
         assert_one_line_error(done, "cannot open the ledger postgresql+asyncpg://postgres:***@")
         assert password not in done.stdout + done.stderr
