@@ -59,9 +59,9 @@ def main() -> None:
         _print_error("interrupted")
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get("OCRFLOW_DEBUG"):
+        if os.environ.get("OCRFLOW_DEBUG") or "--verbose" in sys.argv:
             raise
-        _print_error(f"{type(exc).__name__}: {exc} (OCRFLOW_DEBUG=1 shows the traceback)")
+        _print_error(f"{type(exc).__name__}: {exc} (--verbose shows the traceback)")
         sys.exit(1)
 
 
