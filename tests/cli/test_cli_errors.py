@@ -21,6 +21,7 @@ def ocrflow(
     base_url: str | None = None,
     ledger_url: str | None = None,
     credentials: tuple[str, str] = ("ocrflow-demo", "ocrflow-demo-secret"),
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -33,6 +34,7 @@ def ocrflow(
     }
     env.pop("OCRFLOW_DEBUG", None)
     env.pop("PREFECT_API_URL", None)  # no server here: what a first-time user has
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "ocrflow_cli", *args],
         capture_output=True,
@@ -285,28 +287,11 @@ def test_stored_text_cannot_drive_the_terminal() -> None:
 
 
 def test_sweep_interval_without_a_server_says_where_to_point(tmp_path: Path) -> None:
-    env_free = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    done = subprocess.run(
-        [sys.executable, "-m", "ocrflow_cli", "sweep-interval", "60"],
-        capture_output=True,
-        text=True,
-        env=env_free,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    done = ocrflow("sweep-interval", "60", tmp_path=tmp_path)
     assert_one_line_error(done, "no Prefect server to change: set PREFECT_API_URL")
-    port = free_port()  # nothing listens there
-    done = subprocess.run(
-        [sys.executable, "-m", "ocrflow_cli", "sweep-interval", "60"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-        env={**env_free, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"},
-    )
-    assert_one_line_error(done, f"cannot reach the Prefect server at http://127.0.0.1:{port}/api")
+    api = f"http://127.0.0.1:{free_port()}/api"  # nothing listens there
+    done = ocrflow("sweep-interval", "60", tmp_path=tmp_path, extra_env={"PREFECT_API_URL": api})
+    assert_one_line_error(done, f"cannot reach the Prefect server at {api}")
 
 
 @pytest.mark.parametrize(
