@@ -307,3 +307,30 @@ def test_missing_credentials_are_one_line_before_anything_starts(
     done = ocrflow("fetch", tmp_path=tmp_path, credentials=credentials)
     assert done.returncode == 2
     assert_one_line_error(done, f"no credentials: {missing}")
+
+
+def test_a_command_leaves_on_time_when_prefect_cannot_deliver_its_queues(tmp_path: Path) -> None:
+    """Prefect drains its queued events and logs at exit; against an API gone for good that
+    takes hours. The command waits OCRFLOW_EXIT_WAIT_S, then leaves with one line."""
+    script = (
+        "import time, ocrflow_cli.shutdown as shutdown\n"
+        "shutdown.drain_prefect_queues = lambda: time.sleep(3600)  # an API that never answers\n"
+        "shutdown.leave(3, lambda line: print('error:', line, flush=True))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+        env={
+            **os.environ,
+            "OCRFLOW_EXIT_WAIT_S": "0.5",
+            "PREFECT_API_URL": "http://127.0.0.1:9/api",
+        },
+    )
+    assert done.returncode == 3  # the command's own exit code, kept
+    (line,) = done.stdout.strip().splitlines()
+    assert "did not take this run's last events and logs within 0.5 s" in line
+    assert "the results are in the ledger" in line

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +23,11 @@ runner = CliRunner()
 def _environment_restored() -> Iterator[None]:
     """The commands quiet Prefect through os.environ, as a CLI process may; run in-process
     here, that must not outlive the test (it silenced every later stack's logs)."""
-    saved = dict(os.environ)
+    saved, raising = dict(os.environ), logging.raiseExceptions
     yield
     os.environ.clear()
     os.environ.update(saved)
+    logging.raiseExceptions = raising
 
 
 def test_submit_fetch_and_export(ocrflow_env: Path) -> None:

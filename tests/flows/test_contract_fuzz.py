@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -139,10 +140,11 @@ TOLERATED: dict[str, Callable[[str], tuple[int, str, str]]] = {
 @pytest.fixture(autouse=True)
 def _environment_restored() -> Iterator[None]:
     """The command quiets Prefect through os.environ; run in-process, that must not last."""
-    saved = dict(os.environ)
+    saved, raising = dict(os.environ), logging.raiseExceptions
     yield
     os.environ.clear()
     os.environ.update(saved)
+    logging.raiseExceptions = raising
 
 
 @pytest.fixture
