@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, states
@@ -255,7 +255,7 @@ async def _settle(
             continue
         valid[index] = job_id
     records = {r.job_id: r for r in await runtime.ledger.jobs(set(valid.values()))}
-    _warn_of_expiry(records.values())
+    _warn_of_expiry(records.values(), runtime.clock.now())
     if sweeping:  # a run that stopped mid-submission left these: reported once, by one sweep
         for stale in await close_interrupted_submissions():
             decided[len(requested) + len(decided)] = JobReport(
@@ -273,9 +273,8 @@ async def _settle(
     return FetchSummary(reports=[sweep.reports[i] for i in sorted(sweep.reports)])
 
 
-def _warn_of_expiry(records: Iterable[JobRecord]) -> None:
+def _warn_of_expiry(records: Iterable[JobRecord], now: datetime) -> None:
     """Name the unfinished jobs whose results the service is about to drop (24 h)."""
-    now = datetime.now(UTC)
     soon = [r.job_id for r in records if not r.state.is_final and nearing_expiry(r.created_at, now)]
     if soon:
         get_run_logger().warning(
@@ -474,7 +473,7 @@ class _Collector:
             await asyncio.gather(*self.flushing)
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self.linger_s)
+        await self.runtime.clock.sleep(self.linger_s)
         self.timer = None
         if self.waiting:
             self._flush()
@@ -597,7 +596,7 @@ async def settle_job(
             if wait_s is None:
                 why = f"{incomplete} (fetched {refetches} times)"
                 return await _end(line, Outcome.INCOMPLETE, why, "Completed")
-            await asyncio.sleep(wait_s)
+            await runtime.clock.sleep(wait_s)
         try:
             if isinstance(looked, (JobFailedError, JobNotFoundError)):
                 raise looked
@@ -675,7 +674,7 @@ def _after_failure(
         facts=facts,
         resubmissions=line.resubmissions,
         limit=runtime.settings.max_resubmissions,
-        now=datetime.now(UTC),
+        now=runtime.clock.now(),
     )
 
 
@@ -714,7 +713,7 @@ def _due_now(runtime: Runtime, record: JobRecord | None) -> bool:
     learned = _learned(runtime, record)
     if learned is None or record is None:
         return True
-    age_s = (datetime.now(UTC) - record.created_at).total_seconds()
+    age_s = (runtime.clock.now() - record.created_at).total_seconds()
     wait_s = runtime.policy.next_delay(
         attempt=0, age_s=age_s, elapsed_s=0.0, median_s=learned[0], observations=learned[1]
     )
@@ -736,7 +735,7 @@ async def _next_look(
     remaining_s = remaining_poll_s(
         record.created_at if record is not None else None,
         runtime.settings.poll_deadline_s,
-        datetime.now(UTC),
+        runtime.clock.now(),
     )
     if remaining_s < checks.policy.deadline_s:  # an old job: fewer polls left
         checks = Checks.of(replace(checks.policy, deadline_s=max(remaining_s, 1e-3)))
@@ -744,17 +743,17 @@ async def _next_look(
     if learned is None or record is None:
         if not polled:
             return checks.fresh
-        await asyncio.sleep(checks.first_wait_s())
+        await runtime.clock.sleep(checks.first_wait_s())
         return checks.after_look
     median, seen = learned
     policy = runtime.policy
     if not polled:  # the first poll: at once when old enough to be done, else on a tick
-        age_s = (datetime.now(UTC) - record.created_at).total_seconds()
+        age_s = (runtime.clock.now() - record.created_at).total_seconds()
         wait_s = policy.next_delay(
             attempt=0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
         )
         if wait_s:
-            await asyncio.sleep(wait_s)
+            await runtime.clock.sleep(wait_s)
     return check_on_ticks(policy.lag_budget(median), remaining_s, record.created_at.timestamp())
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ocrflow.adaptive import AdaptivePollPolicy, DurationModel, job_class
 from ocrflow.client import OcrClient
+from ocrflow.clock import Clock
 from ocrflow.ledger import Fence, Ledger
 from ocrflow.settings import OcrflowSettings
 
@@ -40,6 +41,7 @@ class Runtime:
     fence: Fence | None = None
     lease_lost: asyncio.Event = field(default_factory=asyncio.Event)  # another run took over
     settled: int = 0  # jobs this run has finished with (any outcome)
+    clock: Clock = field(default_factory=Clock)  # the run's time: read and waited on here only
 
 
 _CURRENT: ContextVar[Runtime | None] = ContextVar("ocrflow_runtime", default=None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from prefect import task
 from prefect.logging import get_run_logger
@@ -35,6 +34,7 @@ async def submit_job(spec: JobSpec) -> str:
         runtime.client.submit_regions,
         submission,
         ledger_retry_s=runtime.settings.ledger_retry_s,
+        now=runtime.clock.now,
     )
     get_run_logger().info("submitted %s as job %s", spec.image.name, job_id)
     return job_id
@@ -61,7 +61,7 @@ async def resubmit_job(job_id: str, reason: str) -> str:
             f"job {job_id} is being resubmitted by another run (or was, when a run stopped), "
             "or another run has taken over its lease"
         )
-    sent_at = datetime.now(UTC)
+    sent_at = runtime.clock.now()
     try:
         new_id = await runtime.client.submit_regions(image, regions, settings)
     except ApiError:
@@ -98,7 +98,7 @@ async def close_interrupted_submissions() -> list[SubmissionRecord]:
     """Submissions left ``sending`` by a run that stopped: marked ``unknown`` with the reason
     (each by one run only), and returned so that the sweep reports them."""
     runtime = current_runtime()
-    now = datetime.now(UTC)
+    now = runtime.clock.now()
     pending = await runtime.ledger.submissions([SubmissionState.SENDING])
     closed: list[SubmissionRecord] = []
     for stale in interrupted(pending, now, stale_s=runtime.settings.submission_stale_s):

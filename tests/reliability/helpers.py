@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flows.fetch_results import fetch_results
@@ -14,6 +19,7 @@ from ocrflow.ledger import JobRecord, JobState, Ledger
 from ocrflow.models import RecognizeRegionsSettings, Rect, Region, to_wire
 from ocrflow.settings import OcrflowSettings
 
+ROOT = Path(__file__).resolve().parents[2]
 IMAGE = b"simulated scan"  # simulation mode reads no pixels
 REGIONS = [Region(rect=Rect.from_xywh(0, 0, 200, 30), order=0)]
 
@@ -91,3 +97,35 @@ async def check_ledger(seeded: list[str]) -> LedgerCheck:
         final[job_id] = job
     children = Counter(job.replaces for job in jobs.values() if job.replaces)
     return LedgerCheck(final, results, children)
+
+
+def start_fetch(api: str, **extra_env: str) -> subprocess.Popen[str]:
+    """``ocrflow fetch`` (a sweep) in a process of its own, against the Prefect API ``api``."""
+    env = {**os.environ, "PREFECT_API_URL": api, "NO_COLOR": "1", "COLUMNS": "200", **extra_env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ocrflow_cli", "fetch"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+async def leased_jobs() -> int:
+    """How many unfinished jobs some run holds a lease on now."""
+    ledger = await Ledger.open(OcrflowSettings().ledger_url)
+    try:
+        return sum(lease.jobs for lease in await ledger.leases())
+    finally:
+        await ledger.close()
+
+
+async def wait_until_leased(child: subprocess.Popen[str], jobs: int) -> None:
+    """Wait (60 s at most) until the child's run holds ``jobs`` leases; it must still run."""
+    for _ in range(600):  # bounded
+        if await leased_jobs() == jobs or child.poll() is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert child.poll() is None, "the fetch ended before the test could step in"

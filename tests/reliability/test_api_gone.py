@@ -20,7 +20,7 @@ from emulator.server import free_port
 from ocrflow.ledger import Ledger
 from ocrflow.settings import OcrflowSettings
 from tests.reliability.conftest import Emulator, Report
-from tests.reliability.helpers import seed
+from tests.reliability.helpers import seed, start_fetch, wait_until_leased
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUND_S = 90.0  # jobs of 6 s, then the run's calls to a dead API, then a 5 s drain
@@ -56,14 +56,6 @@ def prefect_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes
         server.wait(timeout=30)
 
 
-async def leased_jobs() -> int:
-    ledger = await Ledger.open(OcrflowSettings().ledger_url)
-    try:
-        return sum(lease.jobs for lease in await ledger.leases())
-    finally:
-        await ledger.close()
-
-
 async def test_a_fetch_whose_prefect_api_dies_ends_on_its_own_within_a_bound(
     env: Path,
     emulator: Emulator,
@@ -73,28 +65,9 @@ async def test_a_fetch_whose_prefect_api_dies_ends_on_its_own_within_a_bound(
     api, server = prefect_server
     emulator.state.settings.processing.seconds = 6.0  # still running when the API dies
     seeded = await seed(20)
-    child_env = {
-        **os.environ,
-        "PREFECT_API_URL": api,
-        "OCRFLOW_EXIT_WAIT_S": "5",
-        "NO_COLOR": "1",
-        "COLUMNS": "200",
-    }
-    child = subprocess.Popen(  # noqa: ASYNC220 - started once, then watched without blocking
-        [sys.executable, "-m", "ocrflow_cli", "fetch"],
-        cwd=ROOT,
-        env=child_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    child = start_fetch(api, OCRFLOW_EXIT_WAIT_S="5")
     try:
-        for _ in range(600):  # at most 60 s: until the run holds its jobs
-            if await leased_jobs() == len(seeded) or child.poll() is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert child.poll() is None, "the fetch ended before its API could be killed"
+        await wait_until_leased(child, len(seeded))
         os.killpg(server.pid, signal.SIGKILL)  # gone for good
         killed_at = time.monotonic()
         _, err = await asyncio.to_thread(child.communicate, timeout=BOUND_S + 60)

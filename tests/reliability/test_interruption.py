@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,17 +14,9 @@ from prefect.settings import get_current_settings
 from ocrflow.ledger import JobState, Ledger
 from ocrflow.settings import OcrflowSettings
 from tests.reliability.conftest import Emulator, Report
-from tests.reliability.helpers import seed
+from tests.reliability.helpers import leased_jobs, seed, start_fetch, wait_until_leased
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def leases() -> int:
-    ledger = await Ledger.open(OcrflowSettings().ledger_url)
-    try:
-        return sum(lease.jobs for lease in await ledger.leases())
-    finally:
-        await ledger.close()
 
 
 @pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -35,27 +25,9 @@ async def test_an_interrupted_fetch_says_what_is_left_and_gives_its_leases_back(
 ) -> None:
     emulator.state.settings.processing.seconds = 30.0  # still running when the signal comes
     seeded = await seed(20)
-    child_env = {
-        **os.environ,
-        "PREFECT_API_URL": str(get_current_settings().api.url),
-        "NO_COLOR": "1",
-        "COLUMNS": "200",
-    }
-    child = subprocess.Popen(  # noqa: ASYNC220 - started once, then watched without blocking
-        [sys.executable, "-m", "ocrflow_cli", "fetch"],
-        cwd=ROOT,
-        env=child_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    child = start_fetch(str(get_current_settings().api.url))
     try:
-        for _ in range(600):  # at most 60 s: until the sweep holds its jobs
-            if await leases() == len(seeded) or child.poll() is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert child.poll() is None, "the fetch ended before it could be interrupted"
+        await wait_until_leased(child, len(seeded))
         await asyncio.sleep(1.0)  # its polls are under way
         os.kill(child.pid, sent)
         out, err = await asyncio.to_thread(child.communicate, timeout=60)
@@ -68,7 +40,7 @@ async def test_an_interrupted_fetch_says_what_is_left_and_gives_its_leases_back(
     assert len(lines) == 1, err  # no crash storm, no traceback
     assert f"interrupted by {sent.name}" in lines[0]
     assert "the others stay unfinished, their leases given back" in lines[0]
-    assert await leases() == 0  # given back: the next run can take them at once
+    assert await leased_jobs() == 0  # given back: the next run can take them at once
     ledger = await Ledger.open(OcrflowSettings().ledger_url)
     try:
         states = {job.state for job in await ledger.jobs(seeded)}
