@@ -39,7 +39,7 @@ from flows.reports import (
 )
 from ocrflow.adaptive import job_class
 from ocrflow.completeness import JobRequest
-from ocrflow.dbretry import retry_transient
+from ocrflow.dbretry import end_of_run_budget, retry_transient
 from ocrflow.errors import (
     IncompleteAnswerError,
     InvalidJobIdError,
@@ -207,7 +207,10 @@ async def _leased(
             yield leased, elsewhere, others
     finally:
         try:
-            await retry_transient(lambda: ledger.release_claim(claim), budget_s=10.0)
+            await retry_transient(
+                lambda: ledger.release_claim(claim),
+                budget_s=end_of_run_budget(runtime.settings.ledger_retry_s),
+            )
         except Exception as exc:  # the summary stands; the leases run out by themselves
             logger.warning(
                 "could not give back the lease of %s (%s): its jobs are free again once it "

@@ -9,7 +9,18 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from ocrflow.redact import mask_credentials
+
 T = TypeVar("T")
+
+# Writes at a run's end (giving leases back, keeping why a job was left) wait at most this
+# long for a ledger that is away, so a run whose ledger is gone for good still ends soon.
+END_OF_RUN_BUDGET_S = 10.0
+
+
+def end_of_run_budget(ledger_retry_s: float) -> float:
+    """How long an end-of-run ledger write is retried: the ledger retry setting, capped."""
+    return min(ledger_retry_s, END_OF_RUN_BUDGET_S)
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -45,3 +56,12 @@ async def retry_transient(
                 raise
         await sleep(delay)
         delay = min(delay * 2, max_delay_s)
+
+
+def describe_ledger_error(exc: BaseException) -> str:
+    """Why a ledger write failed, in words a report can carry: a transient fault names the
+    ledger as unreachable (the job is left for the next run); the credentials are masked."""
+    cause = mask_credentials(f"{type(exc).__name__}: {exc}")
+    if is_transient_db_error(exc):
+        return f"the ledger could not be reached ({cause}); left unfinished for the next run"
+    return cause

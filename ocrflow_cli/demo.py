@@ -23,6 +23,7 @@ from ocrflow.ledger import Ledger, ResultRecord
 from ocrflow.redact import mask_credentials
 from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.errors import UserError
+from ocrflow_cli.orphans import crash_orphans_quietly, labelled
 
 
 def run_demo(samples: Path, *, processing_s: float, console: Console) -> bool:
@@ -44,7 +45,8 @@ def run_demo(samples: Path, *, processing_s: float, console: Console) -> bool:
         from flows.pipeline import PipelineSummary, ocr_pipeline, summary_of  # noqa: PLC0415
 
         async def run() -> tuple[Any, PipelineSummary]:
-            state = await ocr_pipeline(specs, return_state=True)
+            await crash_orphans_quietly()
+            state = await labelled(ocr_pipeline)(specs, return_state=True)
             return state, await summary_of(state, PipelineSummary)
 
         with console.status(f"submitting {len(specs)} samples and fetching their results…"):

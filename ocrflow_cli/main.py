@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,6 +28,7 @@ from ocrflow.models import Language, ResultType
 from ocrflow.redact import mask_credentials, printable
 from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.errors import UserError, check_reachable
+from ocrflow_cli.orphans import crash_orphans_quietly, labelled
 from ocrflow_cli.shutdown import leave
 
 if TYPE_CHECKING:
@@ -70,6 +73,8 @@ def main() -> None:
             raise
         _print_error(_explain(exc))
         code = 1
+        if isinstance(exc, httpx.TransportError):  # said already: the API is gone
+            leave(code, None)
     leave(code, _print_error)
 
 
@@ -82,6 +87,16 @@ def _explain(exc: Exception) -> str:
             "settled is in the ledger (`ocrflow results`); run the command again once it is back"
         )
     return f"{type(exc).__name__}: {exc} (--verbose shows the traceback)"
+
+
+@contextmanager
+def _said_on_interrupt(message: str) -> Iterator[None]:
+    """Ctrl-C inside: ``message`` (what was done, what is left) on one line, exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        errors.print(Text(message), highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
 
 
 def _print_error(message: str) -> None:
@@ -218,7 +233,8 @@ def submit(
     from flows.submit_regions import SubmitSummary, submit_regions  # noqa: PLC0415
 
     async def run() -> SubmitSummary:
-        state = await submit_regions(specs, return_state=True)
+        await crash_orphans_quietly()
+        state = await labelled(submit_regions)(specs, return_state=True)
         return await summary_of(state, SubmitSummary)
 
     with console.status(f"submitting {len(specs)} image(s)…"):
@@ -274,7 +290,8 @@ def fetch(
     from ocrflow_cli.output import fetch_table  # noqa: PLC0415
 
     async def run() -> tuple[Any, FetchSummary | None]:
-        state = await fetch_results(
+        await crash_orphans_quietly()
+        state = await labelled(fetch_results)(
             job_ids=job_ids or None,
             window=window,
             max_resubmissions=max_resubmissions,
@@ -318,7 +335,8 @@ def results(
             job_ids = [validate_job_id(job_id)]
         except InvalidJobIdError as exc:
             raise UserError(str(exc)) from exc
-    found, job = asyncio.run(_read_results(settings, job_ids))
+    with _said_on_interrupt("interrupted: nothing was changed (the ledger is only read)"):
+        found, job = asyncio.run(_read_results(settings, job_ids))
     if job_ids and job is None:
         ledger = mask_credentials(settings.ledger_url)
         raise UserError(f"job {job_ids[0]} is not in the ledger ({ledger})")
@@ -338,8 +356,14 @@ def results(
     if output is None:
         sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
         return
-    try:
-        output.write_text(text, encoding="utf-8")
+    partial = output.with_name(f".{output.name}.partial")
+    try:  # written whole or not at all: an interrupted export leaves no half file behind
+        with _said_on_interrupt(f"interrupted: {output} was not written"):
+            try:
+                partial.write_text(text, encoding="utf-8")
+                partial.replace(output)
+            finally:
+                partial.unlink(missing_ok=True)
     except OSError as exc:
         raise UserError(f"cannot write {output}: {exc.strerror or exc}") from exc
     console.print(f"{len(found)} result entries written to {output}")
@@ -355,7 +379,13 @@ def demo(
     from ocrflow_cli.demo import run_demo  # noqa: PLC0415
 
     _quiet_prefect(verbose)
-    if not run_demo(samples, processing_s=processing_s, console=console):
+    left = (
+        "interrupted: the demo's jobs submitted so far are in the ledger; "
+        "`ocrflow fetch` settles them (the emulator that ran them is gone: they fail)"
+    )
+    with _said_on_interrupt(left):
+        matched = run_demo(samples, processing_s=processing_s, console=console)
+    if not matched:
         raise typer.Exit(1)
 
 
@@ -449,7 +479,13 @@ def sweep_interval(
 def serve(
     port: Annotated[int, typer.Option(help="Prefect server port")] = 4200,
     emulator_port: Annotated[int, typer.Option(help="emulator port")] = 8080,
-    sweep_interval_s: Annotated[int, typer.Option(help="seconds between sweeps")] = 600,
+    sweep_interval_s: Annotated[
+        int | None,
+        typer.Option(
+            min=5,
+            help="seconds between sweeps; default: as the server has it (600 the first time)",
+        ),
+    ] = None,
     webhook_url: Annotated[str | None, typer.Option(help="alerts go here")] = None,
     home: Annotated[Path, typer.Option(help="logs, pids, ledger")] = Path("var/stack"),
     emulator: Annotated[
@@ -476,7 +512,11 @@ def serve(
     """Start the whole stack: Prefect server, emulator, deployments, workers, alerts."""
     from ocrflow_cli.stack import start_stack  # noqa: PLC0415
 
-    with console.status("starting the Prefect server, the emulator and the workers…"):
+    stopped = "interrupted: what had started of the stack was stopped; nothing is left running"
+    with (
+        _said_on_interrupt(stopped),
+        console.status("starting the Prefect server, the emulator and the workers…"),
+    ):
         stack = start_stack(
             home,
             server_port=port,
@@ -489,10 +529,16 @@ def serve(
             shard_workers=shard_workers,
         )
     workers = ", ".join(name for name in stack.pids if "worker" in name)
+    if stack.crashed:
+        console.print(
+            f"marked crashed (left unfinished by the stopped worker): {', '.join(stack.crashed)}"
+        )
     console.print(
         f"Prefect UI and API: {stack.api_url.removesuffix('/api')}\n"
         f"emulator:           {stack.emulator_url}\n"
         f"workers:            {workers}\n"
+        f"ledger:             {mask_credentials(stack.env['OCRFLOW_LEDGER_URL'])}\n"
+        f"results:            {stack.env['OCRFLOW_RESULTS_DIR']}\n"
         f"logs:               {stack.logs}\n"
         "stop with `make stop` (or `ocrflow stop`)"
     )

@@ -6,13 +6,15 @@ schedule. Runs against the Prefect API that PREFECT_API_URL names.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from prefect.automations import Automation, EventTrigger, Posture, SendNotification
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.schedules import SCHEDULE_TYPES, IntervalSchedule
+from prefect.exceptions import ObjectNotFound
 
 BLOCK_NAME = "ocrflow-alerts"
 AUTOMATION_NAME = "ocrflow: fetch or pipeline run failed"
@@ -58,6 +60,64 @@ async def set_sweep_interval(
                 sharded_sweep.id, DeploymentUpdate(parameters=parameters)
             )
     return chosen
+
+
+@dataclass(frozen=True)
+class SweepSchedules:
+    """The sweeps' schedules as a server has them: per deployment, (interval s, active)."""
+
+    schedules: dict[str, list[tuple[int, bool]]]
+    paused: dict[str, bool]
+
+    def interval_s(self) -> int | None:
+        """The interval of the active sweep schedule, if one is active."""
+        for found in self.schedules.values():
+            for seconds, active in found:
+                if active:
+                    return seconds
+        return None
+
+
+async def read_sweep_schedules(api_url: str) -> SweepSchedules | None:
+    """The sweeps' schedules on the server at ``api_url``; None before the first deploy."""
+    schedules: dict[str, list[tuple[int, bool]]] = {}
+    paused: dict[str, bool] = {}
+    async with PrefectClient(api_url) as client:
+        for name in (SWEEP, SHARDED_SWEEP):
+            try:
+                found = await client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                return None
+            paused[name] = bool(found.paused)
+            schedules[name] = [
+                (int(schedule.schedule.interval.total_seconds()), bool(schedule.active))
+                for schedule in await client.read_deployment_schedules(found.id)
+                if isinstance(schedule.schedule, IntervalSchedule)
+            ]
+    return SweepSchedules(schedules, paused)
+
+
+async def restore_sweep_schedules(api_url: str, kept: SweepSchedules) -> None:
+    """Give the sweeps back the schedules (and paused state) ``kept`` holds: a re-deploy
+    puts prefect.yaml's back, which would undo `ocrflow sweep-interval`."""
+    if await read_sweep_schedules(api_url) == kept:
+        return
+    async with PrefectClient(api_url) as client:
+        for name, wanted in kept.schedules.items():
+            found = await client.read_deployment_by_name(name)
+            for schedule in await client.read_deployment_schedules(found.id):
+                await client.delete_deployment_schedule(found.id, schedule.id)
+            new: list[tuple[SCHEDULE_TYPES, bool]] = [
+                (IntervalSchedule(interval=timedelta(seconds=seconds)), active)
+                for seconds, active in wanted
+            ]
+            if new:
+                await client.create_deployment_schedules(found.id, new)
+            if bool(found.paused) != kept.paused[name]:
+                if kept.paused[name]:
+                    await client.pause_deployment(found.id)
+                else:
+                    await client.resume_deployment(found.id)
 
 
 async def setup_alerts(webhook_url: str) -> str:

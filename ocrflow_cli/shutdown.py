@@ -36,8 +36,9 @@ def drain_prefect_queues() -> None:
         worker.drain_all()
 
 
-def leave(code: int, say: Callable[[str], None], *, wait_s: float | None = None) -> None:
-    """Exit with ``code`` once Prefect's queues are delivered, or after ``wait_s`` anyway."""
+def leave(code: int, say: Callable[[str], None] | None, *, wait_s: float | None = None) -> None:
+    """Exit with ``code`` once Prefect's queues are delivered, or after ``wait_s`` anyway;
+    ``say`` tells the user what was left undelivered (None: the caller said it already)."""
     bound = exit_wait_s() if wait_s is None else wait_s
     drained = threading.Event()
 
@@ -51,11 +52,12 @@ def leave(code: int, say: Callable[[str], None], *, wait_s: float | None = None)
     if drained.wait(bound):
         sys.exit(code)
     api = os.environ.get("PREFECT_API_URL", "the Prefect API")
-    say(
-        f"the Prefect API ({api}) did not take this run's last events and logs within "
-        f"{bound:g} s (OCRFLOW_EXIT_WAIT_S): leaving without them; the results are in the "
-        "ledger, and the run may show as running until the server is cleaned up"
-    )
+    if say is not None:
+        say(
+            f"the Prefect API ({api}) did not take this run's last events and logs within "
+            f"{bound:g} s (OCRFLOW_EXIT_WAIT_S): leaving without them; the results are in the "
+            "ledger, and the next command marks the run crashed if it shows as running"
+        )
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code or 1)

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ from sqlalchemy.engine import make_url
 from emulator.server import free_port
 from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from ocrflow_cli.errors import UserError
+from ocrflow_cli.orphans import crash_orphaned_runs
+from ocrflow_cli.server_setup import SweepSchedules, read_sweep_schedules, restore_sweep_schedules
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORK_POOL = "ocrflow-process"
@@ -56,6 +59,7 @@ class Stack:
     env: dict[str, str]
     pids: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    crashed: list[str] = field(default_factory=list)  # runs a stopped worker had left
 
     @property
     def logs(self) -> Path:
@@ -114,7 +118,7 @@ def start_stack(
     server_port: int = 4200,
     emulator_port: int | None = None,
     with_emulator: bool = True,
-    sweep_interval_s: int = DEFAULT_SWEEP_INTERVAL_S,
+    sweep_interval_s: int | None = None,
     webhook_url: str | None = None,
     extra_env: dict[str, str] | None = None,
     startup_timeout_s: float = 180.0,
@@ -128,9 +132,16 @@ def start_stack(
     default SQLite in the stack's folder); PostgreSQL databases, the ledger's too, are created
     when missing. ``redis_url``: Redis for the server's messaging.
     ``shard_workers``: that many more workers, one shard run at a time each, and the sharded
-    sweep scheduled instead of the plain one.
+    sweep scheduled instead of the plain one. ``sweep_interval_s``: None keeps the schedule
+    the server has (set by `ocrflow sweep-interval`; prefect.yaml's the first time).
+
+    Refuses (UserError) when this stack is running already or a port is taken. Runs that a
+    stopped worker left Pending or Running are marked Crashed before the new worker starts,
+    which frees the sweep's concurrency slot.
     """
     home = home.resolve()
+    refuse_if_running(home)
+    refuse_taken_ports(server_port, emulator_port if with_emulator else None)
     (home / "logs").mkdir(parents=True, exist_ok=True)
     api_url = f"http://127.0.0.1:{server_port}/api"
     # Secrets stay out of the server's and the worker's environment: the flows read the
@@ -167,6 +178,9 @@ def start_stack(
             server_env,
         )
         _wait_http(f"{api_url}/health", startup_timeout_s, stack, "server")
+        _write_stack_file(stack)
+        stack.crashed = asyncio.run(crash_orphaned_runs(worker_gone=True, api_url=api_url))
+        kept = asyncio.run(read_sweep_schedules(api_url))
         emulator_secret: str | None = None
         if with_emulator:
             port = emulator_port or free_port()
@@ -183,20 +197,10 @@ def start_stack(
             stack,
             [_bin("prefect"), "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
         )
-        if stack.emulator_url is not None:  # the offline stack: the emulator's credentials
-            credentials_env = {
-                "OCRFLOW_BASE_URL": stack.emulator_url,
-                "OCRFLOW_CLIENT_ID": env.get("OCRFLOW_EMULATOR_CLIENT_ID", DEMO_CLIENT_ID),
-                "OCRFLOW_CLIENT_SECRET": emulator_secret or "",
-            }
-        else:  # the real service: OCRFLOW_BASE_URL, _CLIENT_ID and _CLIENT_SECRET as set
-            credentials_env = {"OCRFLOW_CLIENT_SECRET": secrets.get("OCRFLOW_CLIENT_SECRET", "")}
+        credentials_env = _credentials_env(stack, secrets, emulator_secret)
         _run(stack, [sys.executable, "-m", "ocrflow_cli", "setup-credentials"], credentials_env)
         _run(stack, [_bin("prefect"), "--no-prompt", "deploy", "--all"])
-        if sweep_interval_s != DEFAULT_SWEEP_INTERVAL_S or shard_workers:
-            command = [sys.executable, "-m", "ocrflow_cli", "sweep-interval", str(sweep_interval_s)]
-            sharded = ["--sharded", "--shards", str(shard_workers)] if shard_workers else []
-            _run(stack, [*command, *(sharded or ["--single"])])
+        _schedule_sweep(stack, kept, sweep_interval_s, shard_workers)
         worker = [_bin("prefect"), "worker", "start", "--pool", WORK_POOL]
         # With shard workers, the first worker leaves the shards to them: it runs the rest.
         queues = ["--work-queue", "default"] if shard_workers else []
@@ -218,6 +222,88 @@ def start_stack(
     return stack
 
 
+def refuse_if_running(home: Path) -> None:
+    """UserError when a process of the stack in ``home`` is still alive."""
+    pids_file = home / "pids.json"
+    pids = json.loads(pids_file.read_text()) if pids_file.is_file() else {}
+    alive = {name: pid for name, pid in pids.items() if _alive(pid)}
+    if alive:
+        where = read_stack_file(home).get("api_url", "")
+        running = ", ".join(f"{name} (pid {pid})" for name, pid in alive.items())
+        raise UserError(
+            f"the stack in {home} is running already: {running}"
+            + (f"; its API is {where}" if where else "")
+            + "; stop it first with `ocrflow stop`"
+        )
+
+
+def port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:``port``."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def read_stack_file(home: Path) -> dict[str, str]:
+    """What ``serve`` wrote of a stack: its API URL (empty when none was written)."""
+    path = home / "stack.json"
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
+
+
+def _write_stack_file(stack: Stack) -> None:
+    (stack.home / "stack.json").write_text(json.dumps({"api_url": stack.api_url}))
+
+
+def _credentials_env(
+    stack: Stack, secrets: dict[str, str], emulator_secret: str | None
+) -> dict[str, str]:
+    """What the credentials block is saved from: the emulator's own credentials offline,
+    else OCRFLOW_BASE_URL, _CLIENT_ID and _CLIENT_SECRET as set."""
+    if stack.emulator_url is not None:
+        return {
+            "OCRFLOW_BASE_URL": stack.emulator_url,
+            "OCRFLOW_CLIENT_ID": stack.env.get("OCRFLOW_EMULATOR_CLIENT_ID", DEMO_CLIENT_ID),
+            "OCRFLOW_CLIENT_SECRET": emulator_secret or "",
+        }
+    return {"OCRFLOW_CLIENT_SECRET": secrets.get("OCRFLOW_CLIENT_SECRET", "")}
+
+
+def refuse_taken_ports(server_port: int, emulator_port: int | None) -> None:
+    """UserError when the server's or the emulator's port is taken: the part would not
+    start, and the stack would talk to whatever answers there instead."""
+    for part, port, option in (
+        ("server", server_port, "--port"),
+        ("emulator", emulator_port, "--emulator-port"),
+    ):
+        if port is not None and not port_free(port):
+            raise UserError(
+                f"port {port} (for the {part}) is in use by another process: stop it, or "
+                f"start the stack with {option} N"
+            )
+
+
+def _schedule_sweep(
+    stack: Stack, kept: SweepSchedules | None, interval_s: int | None, shard_workers: int
+) -> None:
+    """The sweep's schedule after a deploy: as given, else as the server had it before."""
+    if interval_s is None and not shard_workers:
+        if kept is not None:
+            asyncio.run(restore_sweep_schedules(stack.api_url, kept))
+        return
+    seconds = interval_s or (kept.interval_s() if kept else None) or DEFAULT_SWEEP_INTERVAL_S
+    command = [sys.executable, "-m", "ocrflow_cli", "sweep-interval", str(seconds)]
+    sharded = ["--sharded", "--shards", str(shard_workers)] if shard_workers else ["--single"]
+    _run(stack, [*command, *sharded])
+
+
 def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str]:
     """Stop the stack's processes (worker first); returns the names stopped."""
     if stack is None:
@@ -227,12 +313,15 @@ def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str
         pids = json.loads(pids_file.read_text()) if pids_file.is_file() else {}
     else:
         pids = stack.pids
+    api_url = stack.api_url if stack is not None else read_stack_file(home or Path()).get("api_url")
     stopped = []
     workers = sorted(name for name in pids if "worker" in name)
     for name in (*workers, "emulator", "server"):
         pid = pids.get(name)
         if pid is None:
             continue
+        if name == "server" and api_url and _alive(pid):  # the workers are gone by now
+            _crash_orphans_before_stopping(api_url)
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -247,6 +336,17 @@ def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str
             process.wait(timeout=10)  # reap it
         stopped.append(name)
     return stopped
+
+
+def _crash_orphans_before_stopping(api_url: str) -> None:
+    """Runs the stopped workers left unfinished, marked Crashed while the server is up."""
+    try:
+        asyncio.run(crash_orphaned_runs(worker_gone=True, api_url=api_url))
+    except Exception as exc:
+        print(
+            f"could not mark the stopped workers' runs crashed ({exc}); `serve` will",
+            file=sys.stderr,
+        )
 
 
 def _bin(name: str) -> str:

@@ -10,9 +10,15 @@ from prefect.logging import get_run_logger
 
 from ocrflow.adaptive import estimate_from_polls, job_class
 from ocrflow.completeness import JobRequest, assess
-from ocrflow.dbretry import retry_transient
+from ocrflow.dbretry import (
+    describe_ledger_error,
+    end_of_run_budget,
+    is_transient_db_error,
+    retry_transient,
+)
 from ocrflow.ledger import JobRecord, JobResults, JobState, NewResult, Written
 from ocrflow.processing import ProcessedEntry, ResultKind
+from ocrflow.redact import mask_credentials
 from ocrflow.storage import write_payload
 from tasks.options import NOT_CACHED
 from tasks.runtime import current_runtime
@@ -67,18 +73,29 @@ async def store_results(label: str, requests: list[StoreRequest]) -> dict[str, S
         try:
             prepared[request.job_id] = await _prepare(request)
         except Exception as exc:  # its payload could not be written: the job stays unfinished
-            stored[request.job_id] = _not_stored(request.job_id, exc)
-    fence = runtime.fence
-    try:
-        written = await runtime.ledger.store_many(list(prepared.values()), fence)
+            why = mask_credentials(f"{type(exc).__name__}: {exc}")
+            stored[request.job_id] = _not_stored(request.job_id, f"payload not written: {why}")
+    fence, ledger = runtime.fence, runtime.ledger
+    try:  # a database restarting is waited out; the batch is one transaction, safe to redo
+        written = await retry_transient(
+            lambda: ledger.store_many(list(prepared.values()), fence),
+            budget_s=runtime.settings.ledger_retry_s,
+        )
     except Exception as exc:
-        get_run_logger().warning("storing %s at once failed (%s); one job at a time", label, exc)
         written = {}
+        if is_transient_db_error(exc):  # the ledger is away: each job alone would fail alike
+            for job_id in prepared:
+                stored[job_id] = _not_stored(job_id, describe_ledger_error(exc))
+            prepared = {}
+        else:
+            get_run_logger().warning(
+                "storing %s at once failed (%s); one job at a time", label, exc
+            )
         for job_id, job in prepared.items():
             try:
-                written |= await runtime.ledger.store_many([job], fence)
+                written |= await ledger.store_many([job], fence)
             except Exception as one_exc:  # stays unfinished in the ledger: the next sweep retries
-                stored[job_id] = _not_stored(job_id, one_exc)
+                stored[job_id] = _not_stored(job_id, describe_ledger_error(one_exc))
     for job_id, job in prepared.items():
         if job_id in written:
             failed = sum(1 for row in job.results if row.error)
@@ -89,9 +106,9 @@ async def store_results(label: str, requests: list[StoreRequest]) -> dict[str, S
     return stored
 
 
-def _not_stored(job_id: str, exc: Exception) -> Stored:
-    get_run_logger().error("could not store job %s: %s", job_id, exc)
-    return Stored(False, 0, 0, error=f"{type(exc).__name__}: {exc}")
+def _not_stored(job_id: str, why: str) -> Stored:
+    get_run_logger().error("could not store job %s: %s", job_id, why)
+    return Stored(False, 0, 0, error=why)
 
 
 async def _prepare(request: StoreRequest) -> JobResults:
@@ -165,5 +182,6 @@ async def record_error(job_id: str, error: str) -> None:
     polls = runtime.polls.pop(job_id, 0)
     # A ledger that stumbled (the reason this job could not be stored, often) may be back.
     await retry_transient(
-        lambda: runtime.ledger.note_error(job_id, error, polls=polls), budget_s=10.0
+        lambda: runtime.ledger.note_error(job_id, error, polls=polls),
+        budget_s=end_of_run_budget(runtime.settings.ledger_retry_s),
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from emulator.server import free_port
@@ -334,3 +338,64 @@ def test_a_command_leaves_on_time_when_prefect_cannot_deliver_its_queues(tmp_pat
     (line,) = done.stdout.strip().splitlines()
     assert "did not take this run's last events and logs within 0.5 s" in line
     assert "the results are in the ledger" in line
+
+
+def test_ctrl_c_while_the_stack_starts_stops_what_started_and_says_so(tmp_path: Path) -> None:
+    """SIGINT (what Ctrl-C sends) once the server answers, while the rest is starting."""
+    home, port = tmp_path / "stack", free_port()
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    env.pop("PREFECT_API_URL", None)
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ocrflow_cli",
+            "serve",
+            "--home",
+            str(home),
+            "--port",
+            str(port),
+            "--emulator-port",
+            str(free_port()),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(1200):  # at most 2 minutes for the server to answer
+            if serve.poll() is not None or _answers(f"http://127.0.0.1:{port}/api/health"):
+                break
+            time.sleep(0.1)
+        assert serve.poll() is None, serve.communicate()
+        serve.send_signal(signal.SIGINT)
+        _, err = serve.communicate(timeout=90)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert serve.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "interrupted: what had started of the stack was stopped; nothing is left running"
+    ]
+    started = json.loads((home / "pids.json").read_text())
+    assert "server" in started
+    assert not any(_alive(pid) for pid in started.values()), started
+    assert not _answers(f"http://127.0.0.1:{port}/api/health")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -14,11 +14,8 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,8 +30,8 @@ from flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.jobspec import load_regions_file
 from ocrflow.ledger import Ledger, SubmissionState, image_digest
 from ocrflow.settings import OcrflowSettings
+from tests.pgproxy import FlakyProxy, proxied_database
 from tests.reliability.conftest import Emulator, Report
-from tests.services import check_reachable, database_url, drop_databases, postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = 30
@@ -187,97 +184,10 @@ async def test_batch_submissions_killed_at_random_leave_no_paid_job_unrecorded(
 # --- the ledger's database restarted mid-submit ------------------------------------------
 
 
-class FlakyProxy:
-    """A TCP proxy to PostgreSQL on 127.0.0.1 that can drop every connection and refuse new
-    ones for a while: what a client sees of a database restart."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = 0
-        self.loop = asyncio.new_event_loop()
-        self.server: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> FlakyProxy:
-        self.thread.start()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self._call(self._listen())
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._call(self._close_all())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-    def restart(self, down_s: float) -> None:
-        """Drop every connection, refuse new ones for ``down_s``, then accept again."""
-        self._call(self._close_all())
-        self._call(asyncio.sleep(down_s))
-        self._call(self._listen())
-
-    def _call(self, coroutine: object) -> None:
-        asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)  # type: ignore[arg-type]
-
-    async def _listen(self) -> None:
-        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
-
-    async def _close_all(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
-            self.server = None
-        for writer in list(self.writers):
-            writer.transport.abort()
-        self.writers.clear()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        self.writers |= {writer, up_writer}
-
-        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                sink.transport.abort()
-
-        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
-
-
 @pytest.fixture
 def restartable_ledger() -> Iterator[tuple[str, FlakyProxy]]:
-    """A ledger database of the test's own, reached through a proxy that can 'restart' it."""
-    asyncio.run(check_reachable())
-    name = f"ocrflow_restart_{uuid.uuid4().hex[:8]}"
-    direct = database_url(name)
-    admin = database_url("postgres").replace("+asyncpg", "")
-
-    async def create() -> None:
-        import asyncpg
-
-        connection = await asyncpg.connect(admin)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    asyncio.run(create())
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(postgres_url())
-    try:
-        with FlakyProxy((parsed.host or "127.0.0.1", parsed.port or 5432)) as proxy:
-            url = make_url(direct).set(host="127.0.0.1", port=proxy.port)
-            yield url.render_as_string(hide_password=False), proxy
-    finally:
-        asyncio.run(drop_databases([direct]))
+    with proxied_database("restart") as ledger:
+        yield ledger
 
 
 async def test_a_ledger_restart_mid_submit_leaves_no_paid_job_unrecorded(

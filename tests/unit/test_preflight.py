@@ -8,7 +8,13 @@ import pytest
 from PIL import Image
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ocrflow.dbretry import is_transient_db_error, retry_transient
+from ocrflow.dbretry import (
+    END_OF_RUN_BUDGET_S,
+    describe_ledger_error,
+    end_of_run_budget,
+    is_transient_db_error,
+    retry_transient,
+)
 from ocrflow.models import Rect, Region
 from ocrflow.preflight import InputError, check_submission, inspect_image
 from tests.unit.fakes import FakeClock
@@ -101,3 +107,20 @@ async def test_a_write_gives_up_when_its_budget_is_spent_or_the_error_lasts() ->
 
     with pytest.raises(IntegrityError):
         await retry_transient(broken, budget_s=60, sleep=clock.sleep, clock=clock)
+
+
+def test_a_ledger_error_says_whether_the_ledger_was_away_and_hides_its_password() -> None:
+    away = OSError("cannot reach postgresql://ocr:s3cret-pw@db.internal:5432/ledger")
+    said = describe_ledger_error(away)
+    assert said.startswith("the ledger could not be reached (OSError: ")
+    assert "left unfinished for the next run" in said
+    assert "s3cret-pw" not in said
+    broken = describe_ledger_error(IntegrityError("INSERT", {}, ValueError("duplicate")))
+    assert "could not be reached" not in broken
+    assert broken.startswith("IntegrityError: ")
+
+
+def test_end_of_run_writes_wait_for_the_ledger_at_most_ten_seconds() -> None:
+    assert end_of_run_budget(60.0) == END_OF_RUN_BUDGET_S == 10.0
+    assert end_of_run_budget(3.0) == 3.0
+    assert end_of_run_budget(0.0) == 0.0

@@ -1,0 +1,160 @@
+"""The stack stopped at a bad moment and started again: a sweep run that a worker was being
+handed (Pending, holding the sweep's only concurrency slot) is marked Crashed, on `stop` or,
+after a hard stop, on the next `serve`; the schedule set on the server survives the restart
+and the next scheduled sweep runs within one interval; a second `serve` on a live stack is
+refused; `stop` leaves nothing running."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulator.server import free_port
+from ocrflow_cli.errors import UserError
+from ocrflow_cli.stack import Stack, port_free, start_stack, stop_stack
+from tests.stack_api import api
+
+INTERVAL_S = 20
+ENV = {
+    "OCRFLOW_EMULATOR_PROCESSING__SECONDS": "0.2",
+    "PREFECT_WORKER_QUERY_SECONDS": "2",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+}
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    folder = tmp_path / "stack"
+    yield folder
+    stop_stack(home=folder)  # whatever the test left running
+
+
+def start(home: Path, port: int) -> Stack:
+    return start_stack(home, server_port=port, emulator_port=free_port(), extra_env=ENV)
+
+
+def kill_hard(stack: Stack, *names: str) -> None:
+    """SIGKILL, as a power cut would: nothing gets to clean up."""
+    for name in names:
+        os.killpg(stack.pids[name], signal.SIGKILL)
+        stack.processes[name].wait(timeout=30)
+
+
+def sweep_handed_to_a_worker(stack: Stack) -> str:
+    """A sweep run moved to Pending, as a worker does when it takes one (the run then holds
+    the deployment's concurrency slot); the worker is gone before the run starts."""
+    with api(stack) as http:
+        deployment = http.get("/deployments/name/fetch-results/sweep").json()
+        created = http.post(f"/deployments/{deployment['id']}/create_flow_run", json={})
+        created.raise_for_status()
+        run_id: str = created.json()["id"]
+        pending = http.post(
+            f"/flow_runs/{run_id}/set_state", json={"state": {"type": "PENDING"}}
+        ).json()
+        assert pending["status"] == "ACCEPT", pending
+    return run_id
+
+
+def run_state(stack: Stack, run_id: str) -> str:
+    with api(stack) as http:
+        state: str = http.get(f"/flow_runs/{run_id}").json()["state_type"]
+        return state
+
+
+def sweep_schedules(stack: Stack) -> list[dict[str, Any]]:
+    with api(stack) as http:
+        deployment = http.get("/deployments/name/fetch-results/sweep").json()
+        found: list[dict[str, Any]] = deployment["schedules"]
+        return found
+
+
+def set_interval(stack: Stack, seconds: int) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "ocrflow_cli", "sweep-interval", str(seconds)],
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def completed_sweeps_after(stack: Stack, after: str, timeout_s: float) -> list[Any]:
+    """Scheduled sweep runs that completed and were due after ``after`` (bounded wait)."""
+    query = {
+        "flow_runs": {
+            "state": {"type": {"any_": ["COMPLETED"]}},
+            "expected_start_time": {"after_": after},
+        },
+        "deployments": {"name": {"any_": ["sweep"]}},
+    }
+    deadline = time.monotonic() + timeout_s
+    with api(stack) as http:
+        while time.monotonic() < deadline:
+            done: list[Any] = http.post("/flow_runs/filter", json=query).json()
+            if [run for run in done if run["auto_scheduled"]]:
+                return done
+            time.sleep(2)
+    return []
+
+
+def test_a_stack_stopped_mid_hand_over_restarts_with_its_sweep_unblocked(home: Path) -> None:
+    port = free_port()
+    stack = start(home, port)
+    set_interval(stack, INTERVAL_S)
+
+    # A second `serve` on the live stack is refused, and leaves it running.
+    with pytest.raises(UserError, match="running already"):
+        start(home, port)
+    assert all(_alive(pid) for pid in stack.pids.values())
+
+    # `stop` while a run is being handed over: the run is marked Crashed, its slot freed.
+    kill_hard(stack, "worker")
+    handed = sweep_handed_to_a_worker(stack)
+    stop_stack(stack)
+    assert not any(_alive(pid) for pid in stack.pids.values())
+    assert port_free(port)
+
+    stack = start(home, port)
+    assert run_state(stack, handed) == "CRASHED"
+    # A hard stop (SIGKILL) mid-hand-over: the next `serve` marks the run Crashed.
+    kill_hard(stack, "worker")
+    handed = sweep_handed_to_a_worker(stack)
+    kill_hard(stack, "emulator", "server")
+    restarted_at = datetime.now(UTC).isoformat()
+    stack = start(home, port)
+    assert run_state(stack, handed) == "CRASHED"
+    assert handed_names(stack, handed) in stack.crashed
+    # The interval set on the server survived both restarts (prefect.yaml says 600).
+    schedules = sweep_schedules(stack)
+    assert [(s["schedule"]["interval"], s["active"]) for s in schedules] == [
+        (float(INTERVAL_S), True)
+    ]
+    # Nothing holds the slot: the next scheduled sweep runs within one interval (and start-up).
+    assert completed_sweeps_after(stack, restarted_at, timeout_s=INTERVAL_S + 60)
+    stop_stack(stack)
+    assert not any(_alive(pid) for pid in json.loads((home / "pids.json").read_text()).values())
+    assert port_free(port)
+
+
+def handed_names(stack: Stack, run_id: str) -> str:
+    with api(stack) as http:
+        name: str = http.get(f"/flow_runs/{run_id}").json()["name"]
+        return name
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
