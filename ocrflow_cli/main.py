@@ -30,6 +30,7 @@ from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.errors import UserError, check_reachable
 from ocrflow_cli.orphans import crash_orphans_quietly, labelled
 from ocrflow_cli.shutdown import leave
+from ocrflow_cli.stackfile import join_running_stack
 
 if TYPE_CHECKING:
     from ocrflow.ledger import JobRecord
@@ -107,7 +108,9 @@ def _print_error(message: str) -> None:
 
 def _settings() -> OcrflowSettings:
     """The settings from the environment and ``.env``; a bad value is one line that names its
-    variable and what it must be (the value itself is shown unless it is a secret)."""
+    variable and what it must be (the value itself is shown unless it is a secret). With the
+    stack of `ocrflow serve` up, its Prefect server, ledger and results folder are used."""
+    join_running_stack()
     try:
         return OcrflowSettings()
     except ValidationError as exc:
@@ -120,11 +123,22 @@ def _settings() -> OcrflowSettings:
         raise UserError("bad setting " + "; ".join(problems)) from None
 
 
-def _require_credentials(settings: OcrflowSettings) -> None:
-    """Without a Prefect server (whose credentials block may hold them), the environment must
-    name the credentials: else one line now, not an error inside a run after Prefect started."""
+def _service_settings(settings: OcrflowSettings) -> OcrflowSettings:
+    """The settings a run will use: with a Prefect server in use, its credentials block (the
+    address and credentials the stack saved) over the environment; checked here, before any
+    run starts: credentials present, the service answering."""
     if os.environ.get("PREFECT_API_URL"):
-        return
+        from tasks.credentials import load_settings  # noqa: PLC0415 - loads Prefect
+
+        settings = asyncio.run(load_settings())
+    _require_credentials(settings)
+    check_reachable(settings.base_url)
+    return settings
+
+
+def _require_credentials(settings: OcrflowSettings) -> None:
+    """The credentials are named (environment or block): else one line now, not an error
+    inside a run after Prefect started."""
     missing = [
         name
         for name, value in (
@@ -225,9 +239,8 @@ def submit(
     """
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
     settings = _settings()
-    _require_credentials(settings)
     _require_ledger(settings)
-    check_reachable(settings.base_url)
+    _service_settings(settings)
     _quiet_prefect(verbose)
     from flows.pipeline import summary_of  # noqa: PLC0415 - Prefect loads only when needed
     from flows.submit_regions import SubmitSummary, submit_regions  # noqa: PLC0415
@@ -280,9 +293,8 @@ def fetch(
         except InvalidJobIdError as exc:
             raise UserError(str(exc)) from exc
     settings = _settings()
-    _require_credentials(settings)
     _require_ledger(settings)
-    check_reachable(settings.base_url)
+    _service_settings(settings)
     _quiet_prefect(verbose)
     from flows.fetch_results import fetch_results  # noqa: PLC0415
     from flows.pipeline import summary_of  # noqa: PLC0415
@@ -448,7 +460,7 @@ def sweep_interval(
 ) -> None:
     """Set how often the deployed sweep runs (replaces its schedule on the server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    api = os.environ.get("PREFECT_API_URL")
+    api = os.environ.get("PREFECT_API_URL") or join_running_stack()
     if not api:  # a temporary server would hold no deployment: say where to point instead
         raise UserError(
             "no Prefect server to change: set PREFECT_API_URL to the stack's API "

@@ -30,6 +30,7 @@ from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from ocrflow_cli.errors import UserError
 from ocrflow_cli.orphans import crash_orphaned_runs
 from ocrflow_cli.server_setup import SweepSchedules, read_sweep_schedules, restore_sweep_schedules
+from ocrflow_cli.stackfile import read_stack_file, write_stack_file
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORK_POOL = "ocrflow-process"
@@ -178,7 +179,7 @@ def start_stack(
             server_env,
         )
         _wait_http(f"{api_url}/health", startup_timeout_s, stack, "server")
-        _write_stack_file(stack)
+        write_stack_file(stack.home, stack.api_url, stack.env)
         stack.crashed = asyncio.run(crash_orphaned_runs(worker_gone=True, api_url=api_url))
         kept = asyncio.run(read_sweep_schedules(api_url))
         emulator_secret: str | None = None
@@ -246,20 +247,6 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def read_stack_file(home: Path) -> dict[str, str]:
-    """What ``serve`` wrote of a stack: its API URL (empty when none was written)."""
-    path = home / "stack.json"
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in found.items() if isinstance(v, str)} if isinstance(found, dict) else {}
-
-
-def _write_stack_file(stack: Stack) -> None:
-    (stack.home / "stack.json").write_text(json.dumps({"api_url": stack.api_url}))
 
 
 def _credentials_env(

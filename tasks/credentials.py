@@ -9,11 +9,12 @@ line or an artifact.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import cast
 
 from prefect.blocks.core import Block
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import MissingContextError, ObjectNotFound
 from prefect.logging import get_run_logger
 from pydantic import Field, SecretStr
 
@@ -41,11 +42,19 @@ async def load_settings() -> OcrflowSettings:
     try:
         block = cast(OcrflowCredentials, await OcrflowCredentials.aload(name))
     except (ValueError, ObjectNotFound):
-        get_run_logger().debug("no %r credentials block: using the environment", name)
+        _logger().debug("no %r credentials block: using the environment", name)
         return settings
     settings.client_id = block.client_id
     settings.client_secret = block.client_secret
     if block.base_url:
         settings.base_url = block.base_url.rstrip("/")
-    get_run_logger().info("credentials from block %r (client id %s…)", name, block.client_id[:4])
+    _logger().info("credentials from block %r (client id %s…)", name, block.client_id[:4])
     return settings
+
+
+def _logger() -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger inside a flow or task run; this module's outside (the command line)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)

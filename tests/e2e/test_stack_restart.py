@@ -21,10 +21,11 @@ import pytest
 
 from emulator.server import free_port
 from ocrflow_cli.errors import UserError
-from ocrflow_cli.stack import Stack, port_free, start_stack, stop_stack
+from ocrflow_cli.stack import PROJECT_DIR, Stack, port_free, start_stack, stop_stack
 from tests.stack_api import api
 
 INTERVAL_S = 20
+SAMPLE = PROJECT_DIR / "samples" / "id-card.regions.json"
 ENV = {
     "OCRFLOW_EMULATOR_PROCESSING__SECONDS": "0.2",
     "PREFECT_WORKER_QUERY_SECONDS": "2",
@@ -34,9 +35,28 @@ ENV = {
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "stack"
+    """The stack's folder where a command run from ``tmp_path`` looks for it (var/stack)."""
+    folder = tmp_path / "var" / "stack"
     yield folder
     stop_stack(home=folder)  # whatever the test left running
+
+
+def ocrflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A command as a user types it: no setting of ours, run from the stack's project."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("OCRFLOW_", "PREFECT_API_URL"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ocrflow_cli", *args],
+        env={**env, "NO_COLOR": "1", "COLUMNS": "200"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
 
 
 def start(home: Path, port: int) -> Stack:
@@ -141,6 +161,24 @@ def test_a_stack_stopped_mid_hand_over_restarts_with_its_sweep_unblocked(home: P
     ]
     # Nothing holds the slot: the next scheduled sweep runs within one interval (and start-up).
     assert completed_sweeps_after(stack, restarted_at, timeout_s=INTERVAL_S + 60)
+
+    # One configuration: a job submitted from a terminal (no setting given) goes through the
+    # stack's server into its ledger, its scheduled sweep stores it, `results` shows it.
+    submitted = ocrflow("submit", str(SAMPLE), cwd=home.parents[1])
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    shown = ocrflow("results", job_id, "--format", "json", cwd=home.parents[1])
+    for _ in range(INTERVAL_S + 60):  # bounded: one interval and a sweep
+        if shown.returncode == 0:
+            break
+        time.sleep(1)
+        shown = ocrflow("results", job_id, "--format", "json", cwd=home.parents[1])
+    assert shown.returncode == 0, shown.stderr
+    texts = [row["text"] for row in json.loads(shown.stdout)]
+    assert texts == [region["expected"] for region in json.loads(SAMPLE.read_text())["regions"]]
+    with api(stack) as http:  # the submission ran on the stack's server, labelled as ours
+        runs = http.post("/flow_runs/filter", json={"flow_runs": {"name": {}}}).json()
+    assert any(run["labels"].get("ocrflow.process") for run in runs)
     stop_stack(stack)
     assert not any(_alive(pid) for pid in json.loads((home / "pids.json").read_text()).values())
     assert port_free(port)

@@ -1,0 +1,68 @@
+"""Where a running stack is: written by `ocrflow serve`, read by every command (no Prefect
+import here: the commands read it before deciding whether to load Prefect at all).
+
+With the stack up, the command line uses its Prefect server, ledger and results folder, so a
+job submitted from a terminal is swept by the stack and `ocrflow results` shows what the
+stack's runs stored: one configuration, and no temporary Prefect server per command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ocrflow_cli.orphans import pid_alive
+
+DEFAULT_HOME = Path("var/stack")  # `serve` and `stop` default to it, from the project's folder
+SHARED_SETTINGS = ("OCRFLOW_LEDGER_URL", "OCRFLOW_RESULTS_DIR")  # the stack's, for the CLI too
+
+
+def write_stack_file(home: Path, api_url: str, env: Mapping[str, str]) -> None:
+    """Record the stack's API, ledger and results folder in ``home`` (owner-only: the ledger's
+    URL may hold a password)."""
+    path = home / "stack.json"
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    shared = {name: env[name] for name in SHARED_SETTINGS if name in env}
+    path.write_text(json.dumps({"api_url": api_url, **shared}, indent=2))
+
+
+def read_stack_file(home: Path) -> dict[str, str]:
+    """What ``serve`` recorded of the stack in ``home`` (empty when nothing was)."""
+    try:
+        found = json.loads((home / "stack.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(v, str)}
+
+
+def running_stack(home: Path = DEFAULT_HOME) -> dict[str, str]:
+    """The record of the stack in ``home`` when its server process is alive; else empty."""
+    try:
+        server = json.loads((home / "pids.json").read_text()).get("server")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(server, int) or not pid_alive(server):
+        return {}
+    return read_stack_file(home)
+
+
+def join_running_stack(home: Path = DEFAULT_HOME) -> str | None:
+    """Point this process at the running stack in ``home`` (its Prefect API, ledger and
+    results folder), unless PREFECT_API_URL names a server already; what a setting of the
+    user's names stays as it is. The API URL joined, or None."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    stack = running_stack(home)
+    api_url = stack.get("api_url")
+    if not api_url:
+        return None
+    os.environ["PREFECT_API_URL"] = api_url
+    for name in SHARED_SETTINGS:
+        if name in stack:
+            os.environ.setdefault(name, stack[name])
+    return api_url
