@@ -7,8 +7,10 @@ import logging
 import os
 import signal
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,6 +26,7 @@ from ocrflow.errors import InvalidJobIdError
 from ocrflow.ids import validate_job_id
 from ocrflow.interrupt import stop_signal
 from ocrflow.jobspec import JobSpec, load_regions_file, parse_region_arg
+from ocrflow.jobstate import JobState
 from ocrflow.models import Language, ResultType
 from ocrflow.redact import mask_credentials, printable
 from ocrflow.settings import OcrflowSettings
@@ -45,6 +48,26 @@ app = typer.Typer(
 console = Console()
 errors = Console(stderr=True)
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        console.print(f"ocrflow {version('ocrflow')}")
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_show_version, help="print the version, exit"
+        ),
+    ] = False,
+) -> None:
+    """Get Aspose.OCR Cloud RecognizeRegions results reliably, as Prefect workflows."""
 
 
 class ExportFormat(StrEnum):
@@ -190,6 +213,27 @@ def _quiet_prefect(verbose: bool) -> None:
         logging.raiseExceptions = False
 
 
+# The options `submit` and `recognize` share.
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="regions files (*.json), folders of *.regions.json, or images with --region"
+    ),
+]
+RegionOpt = Annotated[
+    list[str] | None, typer.Option("--region", "-r", help="x,y,width,height; repeatable")
+]
+RegionsOpt = Annotated[list[Path] | None, typer.Option(help="a regions file (JSON); repeatable")]
+ResultTypeOpt = Annotated[
+    str | None,
+    typer.Option(help="Text, JSON, Hocr, Pdf, TextAndPdf…; default: the file's, else Text"),
+]
+LanguageOpt = Annotated[
+    str | None, typer.Option(help="recognition language; default: the file's, else English")
+]
+VerboseOpt = Annotated[bool, typer.Option(help="show Prefect's logs")]
+
+
 @app.command()
 def emulator(
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
@@ -210,26 +254,12 @@ def emulator(
 
 @app.command()
 def submit(
-    paths: Annotated[
-        list[Path] | None,
-        typer.Argument(
-            help="regions files (*.json), folders of *.regions.json, or images with --region"
-        ),
-    ] = None,
-    region: Annotated[
-        list[str] | None, typer.Option("--region", "-r", help="x,y,width,height; repeatable")
-    ] = None,
-    regions: Annotated[
-        list[Path] | None, typer.Option(help="a regions file (JSON); repeatable")
-    ] = None,
-    result_type: Annotated[
-        str | None,
-        typer.Option(help="Text, JSON, Hocr, Pdf, TextAndPdf…; default: the file's, else Text"),
-    ] = None,
-    language: Annotated[
-        str | None, typer.Option(help="recognition language; default: the file's, else English")
-    ] = None,
-    verbose: Annotated[bool, typer.Option(help="show Prefect's logs")] = False,
+    paths: PathsArg = None,
+    region: RegionOpt = None,
+    regions: RegionsOpt = None,
+    result_type: ResultTypeOpt = None,
+    language: LanguageOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Submit images with their regions; prints each new job's id.
 
@@ -240,8 +270,8 @@ def submit(
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
     settings = _settings()
     _require_ledger(settings)
+    _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
     _service_settings(settings)
-    _quiet_prefect(verbose)
     from flows.pipeline import summary_of  # noqa: PLC0415 - Prefect loads only when needed
     from flows.submit_regions import SubmitSummary, submit_regions  # noqa: PLC0415
 
@@ -278,6 +308,51 @@ def submit(
 
 
 @app.command()
+def recognize(
+    paths: PathsArg = None,
+    region: RegionOpt = None,
+    regions: RegionsOpt = None,
+    result_type: ResultTypeOpt = None,
+    language: LanguageOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Submit images and wait for their results, in one run: prints each region's text.
+
+    The same input as `submit`; the jobs are settled as `fetch` settles them (resubmitted when
+    they fail, their results stored in the ledger). Exit 1 when a job did not end stored.
+    """
+    specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
+    settings = _settings()
+    _require_ledger(settings)
+    _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
+    _service_settings(settings)
+    from flows.pipeline import PipelineSummary, ocr_pipeline, summary_of  # noqa: PLC0415
+    from ocrflow_cli.output import results_table  # noqa: PLC0415
+
+    async def run() -> tuple[Any, PipelineSummary]:
+        await crash_orphans_quietly()
+        state = await labelled(ocr_pipeline)(specs, return_state=True)
+        return state, await summary_of(state, PipelineSummary)
+
+    left = "interrupted: the jobs sent so far are in the ledger; `ocrflow fetch` settles them"
+    with _said_on_interrupt(left), console.status(f"recognizing {len(specs)} image(s)…"):
+        state, summary = asyncio.run(run())
+    stored = [r.final_job_id or r.job_id for r in summary.fetched.reports if r.outcome == "stored"]
+    if stored:
+        found, _ = asyncio.run(_read_results(settings, stored))
+        console.print(results_table(found))
+    for submission in summary.submitted.submissions:
+        if submission.error:
+            _print_error(f"{submission.image}: {submission.error}")
+    for report in summary.fetched.reports:
+        if report.outcome != "stored":
+            _print_error(f"job {report.job_id} {report.outcome}: {report.message}")
+    if not state.is_completed():
+        errors.print(Text(printable(summary.headline())), highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
 def fetch(
     job_ids: Annotated[
         list[str] | None, typer.Argument(help="job ids; none = every unfinished job")
@@ -294,8 +369,8 @@ def fetch(
             raise UserError(str(exc)) from exc
     settings = _settings()
     _require_ledger(settings)
+    _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
     _service_settings(settings)
-    _quiet_prefect(verbose)
     from flows.fetch_results import fetch_results  # noqa: PLC0415
     from flows.pipeline import summary_of  # noqa: PLC0415
     from flows.reports import PROGRESS_LISTENER, FetchSummary  # noqa: PLC0415
@@ -379,6 +454,38 @@ def results(
     except OSError as exc:
         raise UserError(f"cannot write {output}: {exc.strerror or exc}") from exc
     console.print(f"{len(found)} result entries written to {output}")
+
+
+@app.command()
+def jobs(
+    state: Annotated[
+        list[JobState] | None, typer.Option(help="only jobs in this state; repeatable")
+    ] = None,
+) -> None:
+    """List the ledger's jobs, oldest first: image, state, age, polls and last error."""
+    from ocrflow_cli.output import jobs_table  # noqa: PLC0415
+
+    settings = _settings()
+    _require_ledger(settings)
+    with _said_on_interrupt("interrupted: nothing was changed (the ledger is only read)"):
+        found = asyncio.run(_read_jobs(settings))
+    wanted = set(state or [])
+    shown = [job for job in found if not wanted or job.state in wanted]
+    counts = Counter(job.state.value for job in shown)
+    title = f"{len(shown)} job(s)" + (
+        f": {', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}" if counts else ""
+    )
+    console.print(jobs_table(shown, datetime.now(UTC), title))
+
+
+async def _read_jobs(settings: OcrflowSettings) -> list[JobRecord]:
+    from ocrflow.ledger import Ledger  # noqa: PLC0415
+
+    ledger = await Ledger.open(settings.ledger_url)
+    try:
+        return await ledger.jobs()
+    finally:
+        await ledger.close()
 
 
 @app.command()

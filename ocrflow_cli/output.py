@@ -6,13 +6,16 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from flows.reports import FetchSummary
-from ocrflow.ledger import ResultRecord
+from ocrflow.ledger import JobRecord, JobState, ResultRecord
+from ocrflow.polling import RETENTION_S
 from ocrflow.redact import mask_credentials, printable
 
 RESULT_FIELDS = (
@@ -97,3 +100,30 @@ def results_csv(results: Sequence[ResultRecord]) -> str:
 
 def _row(r: ResultRecord) -> dict[str, Any]:
     return {field: getattr(r, field) for field in RESULT_FIELDS}
+
+
+def jobs_table(jobs: Sequence[JobRecord], now: datetime, title: str) -> Table:
+    """One row per job: its image, state, age against the 24 h retention, polls, last error."""
+    table = Table(title=title)
+    for column in ("job", "image", "state", "age / 24 h", "polls", "last error"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        table.add_row(
+            job.job_id,
+            Text(printable(PurePath(job.source).name if job.source else "")),
+            job.state.value,
+            retention_age(job, now),
+            str(job.polls),
+            Text(printable(mask_credentials((job.last_error or "")[:120]))),
+        )
+    return table
+
+
+def retention_age(job: JobRecord, now: datetime) -> str:
+    """How old the job is, and for an unfinished one whether its results have expired."""
+    seconds = max((now - job.created_at).total_seconds(), 0.0)
+    hours, minutes = divmod(int(seconds // 60), 60)
+    age = f"{hours}h{minutes:02d}m"
+    if job.state is JobState.SUBMITTED and seconds >= RETENTION_S:
+        return f"{age} (expired)"
+    return age

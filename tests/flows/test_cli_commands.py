@@ -56,6 +56,27 @@ def test_submit_fetch_and_export(ocrflow_env: Path) -> None:
     assert table.exit_code == 0
     assert "JOHN ALBERT" in table.output
 
+    listed = runner.invoke(app, ["jobs"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert "1 job(s): 1 stored" in listed.output
+    row = next(line for line in listed.output.splitlines() if job_id in line)
+    assert "id-card.png" in row
+    assert "0h00m" in row
+    unfinished = runner.invoke(app, ["jobs", "--state", "submitted", "--state", "failed"])
+    assert unfinished.exit_code == 0, unfinished.output
+    assert "0 job(s)" in unfinished.output
+    assert job_id not in unfinished.output
+
+
+def test_version_and_state_choices_are_shown() -> None:
+    shown = runner.invoke(app, ["--version"])
+    assert shown.exit_code == 0
+    assert shown.output.startswith("ocrflow ")
+    refused = runner.invoke(app, ["jobs", "--state", "bogus"], env={"COLUMNS": "200"})
+    assert refused.exit_code == 2
+    assert "'submitted'" in refused.output
+    assert "'expired'" in refused.output
+
 
 def test_submit_with_region_arguments(ocrflow_env: Path) -> None:
     image = SAMPLES / "id-card.png"
