@@ -1,15 +1,16 @@
 """Time to a result for one image from a terminal: ocrflow's commands beside the vendor SDK.
 
 Every side is a fresh process, as a person at a terminal starts it, against the same emulator
-(Tesseract, its default 0.5 s per job) and the same image (samples/id-card.png, 8 regions):
+(Tesseract, its default 0.5 s per job) and the same image (samples/id-card.png, 5 regions):
 
 - the SDK: the vendor's `aspose-ocr-cloud` client (token, POST, a GET every 0.1 s);
-- ocrflow, cold: nothing of ours running (a fresh Prefect home), the first image;
-- ocrflow, warm: the next image, whatever the first command left running (a server it keeps);
-- ocrflow with the stack: `ocrflow serve` running, the command joining its server.
+- ocrflow, cold (new Prefect home): nothing of ours ever ran (its database is created);
+- ocrflow, cold: nothing of ours running, the Prefect home of an earlier day kept;
+- ocrflow, warm: the next image, with the local Prefect server the first command kept;
+- before: the same commands each starting a temporary Prefect server (as before the kept one).
 
-Each ocrflow side times `ocrflow submit` + `ocrflow fetch JOB` and `ocrflow recognize` (one
-command that submits and waits in one flow run). Prints a table; writes
+The ocrflow sides time `ocrflow submit` + `ocrflow fetch JOB` and `ocrflow recognize` (one
+command that submits and waits in one flow run). Prints a table (medians of 3); writes
 bench/results/cli_latency.json.
 """
 
@@ -88,6 +89,25 @@ def round_trip(env: dict[str, str], cwd: Path, one_command: bool) -> float:
     return submit_s + fetch_s
 
 
+def side_env(clean: dict[str, str], base: str, home: Path) -> dict[str, str]:
+    """A user's environment: the emulator, and a Prefect home and ledger of the side's own."""
+    return {
+        **clean,
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "OCRFLOW_BASE_URL": base,
+        "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
+        "OCRFLOW_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{home / 'ledger.db'}",
+        "OCRFLOW_RESULTS_DIR": str(home / "results"),
+    }
+
+
+def stop(env: dict[str, str], home: Path) -> None:
+    """`ocrflow stop`: the local Prefect server the commands kept."""
+    subprocess.run(ocrflow("stop"), env=env, cwd=home, capture_output=True, check=False)  # noqa: S603
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ocrflow-latency-"))
     port = free_port()
@@ -117,25 +137,26 @@ def main() -> None:
         for one_command in (False, True):
             name = "recognize" if one_command else "submit + fetch"
             for attempt in range(REPEATS):
-                home = work / f"home-{name.split()[0]}-{attempt}"
-                env = {
-                    **clean,
-                    "PREFECT_HOME": str(home / "prefect"),
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                    "OCRFLOW_BASE_URL": base,
-                    "OCRFLOW_CLIENT_ID": DEMO_CLIENT_ID,
-                    "OCRFLOW_CLIENT_SECRET": DEMO_CLIENT_SECRET,
-                    "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{home / 'ledger.db'}",
-                    "OCRFLOW_RESULTS_DIR": str(home / "results"),
-                }
+                home = work / f"home-{name.split(maxsplit=1)[0]}-{attempt}"
                 home.mkdir(parents=True)
+                env = side_env(clean, base, home)
                 try:
-                    cold = round_trip(env, home, one_command)
+                    fresh = round_trip(env, home, one_command)  # a Prefect home never used
                     warm = round_trip(env, home, one_command)
+                    stop(env, home)
+                    kept = round_trip(env, home, one_command)  # the home from yesterday
                 finally:
-                    subprocess.run(ocrflow("stop"), env=env, cwd=home, capture_output=True)
-                rows.append({"side": f"ocrflow {name}, cold", "seconds": cold})
+                    stop(env, home)
+                rows.append({"side": f"ocrflow {name}, cold (new Prefect home)", "seconds": fresh})
+                rows.append({"side": f"ocrflow {name}, cold", "seconds": kept})
                 rows.append({"side": f"ocrflow {name}, warm", "seconds": warm})
+        for attempt in range(REPEATS):  # before: a temporary Prefect server per command
+            home = work / f"home-before-{attempt}"
+            home.mkdir(parents=True)
+            env = {**side_env(clean, base, home), "OCRFLOW_LOCAL_SERVER": "0"}
+            round_trip(env, home, one_command=False)  # the Prefect home made once
+            before = round_trip(env, home, one_command=False)
+            rows.append({"side": "before: submit + fetch, temporary servers", "seconds": before})
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
@@ -152,7 +173,11 @@ def summarise(rows: list[dict[str, object]], sdk_s: float) -> list[dict[str, obj
     for row in rows:
         by_side.setdefault(str(row["side"]), []).append(float(str(row["seconds"])))
     return [
-        {"side": side, "median_s": statistics.median(seconds), "x_sdk": statistics.median(seconds) / sdk_s}
+        {
+            "side": side,
+            "median_s": statistics.median(seconds),
+            "x_sdk": statistics.median(seconds) / sdk_s,
+        }
         for side, seconds in by_side.items()
     ]
 

@@ -29,6 +29,7 @@ from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
+from flows.alerts import alert_failed_run, job_lines, watch_service
 from flows.reports import (
     FetchSummary,
     JobReport,
@@ -93,7 +94,7 @@ async def fetch_results(
         settings.max_resubmissions = max_resubmissions
     async with open_runtime(settings) as runtime:
         try:
-            async with cancel_on_signals():
+            async with cancel_on_signals(), watch_service(runtime):
                 summary = await settle_jobs(runtime, job_ids, limit=limit)
         except Interrupted as exc:  # what was done stands; the rest waits for the next run
             message = (
@@ -105,6 +106,7 @@ async def fetch_results(
     await publish_fetch_artifacts(summary)
     get_run_logger().info("fetch finished: %s", summary.headline())
     if summary.failures:
+        alert_failed_run(summary.headline(), job_lines(summary.failures))
         return states.Failed(message=summary.headline(), data=summary)
     return states.Completed(message=summary.headline(), data=summary)
 

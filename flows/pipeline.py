@@ -16,6 +16,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 from pydantic import BaseModel
 
+from flows.alerts import alert_failed_run, job_lines
 from flows.fetch_results import fetch_results
 from flows.reports import FetchSummary
 from flows.submit_regions import SubmitSummary, submit_regions
@@ -44,6 +45,8 @@ async def ocr_pipeline(jobs: list[JobSpec]) -> State[Any]:
     fetched = await summary_of(fetch_state, FetchSummary)
     summary = PipelineSummary(submitted=submitted, fetched=fetched)
     if submit_state.is_failed() or fetch_state.is_failed():
+        not_sent = [f"{s.image} not submitted: {s.error}" for s in submitted.submissions if s.error]
+        alert_failed_run(summary.headline(), not_sent + job_lines(fetched.failures))
         return Failed(message=summary.headline(), data=summary)
     return Completed(message=summary.headline(), data=summary)
 

@@ -26,6 +26,7 @@ from prefect.client.schemas.objects import State, StateType
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.logging import get_run_logger
 
+from flows.alerts import alert_failed_run
 from flows.fetch_results import run_of_claim
 from ocrflow.ledger import Lease
 from ocrflow.settings import OcrflowSettings
@@ -233,5 +234,6 @@ class ShardWatch:
         )
         if failed:
             detail = "; ".join(f"{s.name}: {s.message}" for s in failed)
+            alert_failed_run(headline, [f"shard run {s.name}: {s.message}" for s in failed])
             return states.Failed(message=f"{headline} ({detail})"[:1000])
         return states.Completed(message=headline)

@@ -35,6 +35,7 @@ from ocrflow.errors import (
     excerpt,
     is_transient,
 )
+from ocrflow.health import ServiceHealth
 from ocrflow.ids import parse_job_id_body, read_echoed_id, validate_job_id
 from ocrflow.models import (
     OcrResponse,
@@ -89,6 +90,7 @@ class OcrClient:
         )
         self._sleep = sleep
         self._rand = rand
+        self.health = ServiceHealth(clock=clock)  # how long the service has been away
         self.auth = auth or ClientCredentialsAuth(
             settings.resolved_token_url,
             settings.client_id,
@@ -239,12 +241,16 @@ class OcrClient:
                 error: OcrflowError = TransportError(
                     f"{method} {path} failed: {type(exc).__name__}: {exc}".rstrip(": ")
                 )
+                self.health.failed(str(error))
                 if last or not (idempotent or isinstance(exc, _NOT_SENT)):
                     raise error from exc
             except ApiError as exc:  # from the token endpoint, through the auth flow
+                if isinstance(exc, AuthError) or is_transient(exc):
+                    self.health.failed(str(exc)[:300])
                 if last or not is_transient(exc):
                     raise
             else:
+                self._note_answer(response.status_code, f"{method} {path}")
                 try:
                     return self._read_answer(method, path, response, read)
                 except _MalformedBodyError as exc:
@@ -265,6 +271,14 @@ class OcrClient:
                 )
             )
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _note_answer(self, status: int, call: str) -> None:
+        """A server error or refused credentials count as the service being away; any other
+        answer (a 404, a 429 that says when to come back) as it being there."""
+        if status >= 500 or status in (401, 403):
+            self.health.failed(f"{call} answered HTTP {status}")
+        else:
+            self.health.answered()
 
     def _worth_another_try(self, exc: ApiError, *, last: bool, idempotent: bool) -> float | None:
         """Re-raise an answer's error unless another try may succeed; then the server's wait

@@ -114,6 +114,12 @@ class OcrflowSettings(ClientSettings):
     ledger_retry_s: float = Field(
         60.0, ge=0, description="how long a ledger write is retried through a database outage"
     )
+    alert_unreachable_s: float = Field(
+        600.0,
+        gt=0,
+        description="a run alerts once the service has been unreachable (or refusing the "
+        "credentials) this long, while it keeps retrying",
+    )
     submission_stale_s: float = Field(
         900.0,
         gt=0,

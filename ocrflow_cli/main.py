@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ from ocrflow.models import Language, ResultType
 from ocrflow.redact import mask_credentials, printable
 from ocrflow.settings import OcrflowSettings
 from ocrflow_cli.errors import UserError, check_reachable
+from ocrflow_cli.localserver import LocalServer, use_local_server
 from ocrflow_cli.orphans import crash_orphans_quietly, labelled
 from ocrflow_cli.shutdown import leave
 from ocrflow_cli.stackfile import join_running_stack
@@ -144,6 +146,30 @@ def _settings() -> OcrflowSettings:
             shown = "" if "secret" in field else f" (got {str(error.get('input'))[:40]!r})"
             problems.append(f"{name}: {error['msg']}{shown}")
         raise UserError("bad setting " + "; ".join(problems)) from None
+
+
+def _prefect_server() -> LocalServer | None:
+    """The Prefect server the command's runs go to: the stack's when it runs, PREFECT_API_URL's
+    when set, else the local one kept in the background (started now when it is not up)."""
+    join_running_stack()
+    return use_local_server()
+
+
+def _ready(server: LocalServer | None) -> None:
+    """Wait for a local server this command started (saying so), or check one kept."""
+    if server is None:
+        return
+    if server.process is not None:
+        errors.print(
+            Text(
+                f"starting a local Prefect server for ocrflow's commands ({server.api_url}); "
+                "it stays up for the next ones: `ocrflow status` shows it, `ocrflow stop` "
+                "stops it, `make ui` shows the runs"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    server.ready()
 
 
 def _service_settings(settings: OcrflowSettings) -> OcrflowSettings:
@@ -269,8 +295,10 @@ def submit(
     """
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
     settings = _settings()
+    server = _prefect_server()  # starts now, answers by the time the other checks are done
     _require_ledger(settings)
     _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
+    _ready(server)
     _service_settings(settings)
     from flows.pipeline import summary_of  # noqa: PLC0415 - Prefect loads only when needed
     from flows.submit_regions import SubmitSummary, submit_regions  # noqa: PLC0415
@@ -321,10 +349,15 @@ def recognize(
     The same input as `submit`; the jobs are settled as `fetch` settles them (resubmitted when
     they fail, their results stored in the ledger). Exit 1 when a job did not end stored.
     """
+    # Someone waits at the terminal: the first poll comes sooner than a sweep's (1 s), unless
+    # the setting says otherwise (the learned policy takes over once a class has history).
+    os.environ.setdefault("OCRFLOW_POLL_FIRST_DELAY_S", "0.25")
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
     settings = _settings()
+    server = _prefect_server()  # starts now, answers by the time the other checks are done
     _require_ledger(settings)
     _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
+    _ready(server)
     _service_settings(settings)
     from flows.pipeline import PipelineSummary, ocr_pipeline, summary_of  # noqa: PLC0415
     from ocrflow_cli.output import results_table  # noqa: PLC0415
@@ -368,8 +401,10 @@ def fetch(
         except InvalidJobIdError as exc:
             raise UserError(str(exc)) from exc
     settings = _settings()
+    server = _prefect_server()
     _require_ledger(settings)
     _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
+    _ready(server)
     _service_settings(settings)
     from flows.fetch_results import fetch_results  # noqa: PLC0415
     from flows.pipeline import summary_of  # noqa: PLC0415
@@ -540,14 +575,15 @@ async def _save_block(block: Any, name: str) -> None:
 def setup_alerts(
     webhook_url: Annotated[str, typer.Option(help="where alerts are POSTed (JSON)")],
 ) -> None:
-    """Create (or update) the webhook block and the automation that alerts on failed runs."""
+    """Create (or update) the webhook block and the automations: failed or crashed runs, the
+    service unreachable."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not webhook_url.startswith(("http://", "https://")):
         raise UserError(f"not an http(s) URL: {webhook_url}")
     from ocrflow_cli.server_setup import setup_alerts as create  # noqa: PLC0415
 
-    automation_id = asyncio.run(create(webhook_url))
-    console.print(f"alerts go to {webhook_url} (automation {automation_id})")
+    created = asyncio.run(create(webhook_url))
+    console.print(f"alerts go to {mask_credentials(webhook_url)} ({len(created)} automations)")
 
 
 @app.command("sweep-interval")
@@ -667,11 +703,45 @@ def serve(
 def stop(
     home: Annotated[Path, typer.Option(help="the stack's folder")] = Path("var/stack"),
 ) -> None:
-    """Stop the stack started by `serve`."""
+    """Stop the stack started by `serve`, and the local Prefect server the commands keep."""
+    from ocrflow_cli import localserver  # noqa: PLC0415
     from ocrflow_cli.stack import stop_stack  # noqa: PLC0415
 
     stopped = stop_stack(home=home)
+    stopped += [f"local {name}" for name in stop_stack(home=localserver.HOME)]
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def status(
+    home: Annotated[Path, typer.Option(help="the stack's folder")] = Path("var/stack"),
+) -> None:
+    """What of ocrflow runs in the background: the stack, the local Prefect server."""
+    from ocrflow_cli import localserver  # noqa: PLC0415
+    from ocrflow_cli.orphans import pid_alive  # noqa: PLC0415
+    from ocrflow_cli.stackfile import read_stack_file  # noqa: PLC0415
+
+    found = False
+    for title, folder in (("stack", home), ("local Prefect server", localserver.HOME)):
+        try:
+            pids = json.loads((folder / "pids.json").read_text())
+        except (OSError, ValueError):
+            continue
+        alive = {name: pid for name, pid in pids.items() if pid_alive(pid)}
+        if not alive:
+            continue
+        found = True
+        record = read_stack_file(folder)
+        console.print(f"[bold]{title}[/bold] ({folder})")
+        for name, pid in alive.items():
+            console.print(f"  {name:<18} pid {pid}")
+        if "api_url" in record:
+            console.print(f"  {'API':<18} {record['api_url']}")
+        for key, label in (("OCRFLOW_LEDGER_URL", "ledger"), ("OCRFLOW_RESULTS_DIR", "results")):
+            if key in record:
+                console.print(f"  {label:<18} {mask_credentials(record[key])}", highlight=False)
+    if not found:
+        console.print("nothing of ocrflow's runs in the background")
 
 
 def _job_specs(

@@ -17,14 +17,16 @@ from prefect.client.schemas.schedules import SCHEDULE_TYPES, IntervalSchedule
 from prefect.exceptions import ObjectNotFound
 
 BLOCK_NAME = "ocrflow-alerts"
-AUTOMATION_NAME = "ocrflow: fetch or pipeline run failed"
-WATCHED_FLOWS = ["fetch-results", "ocr-pipeline", "sharded-sweep"]
+OLD_AUTOMATION_NAME = "ocrflow: fetch or pipeline run failed"  # replaced: removed on setup
+RUN_FAILED = "ocrflow.run.failed"  # as flows/alerts.py emits them
+SERVICE_UNREACHABLE = "ocrflow.service.unreachable"
+WATCHED_FLOWS: list[str] = ["fetch-results", "ocr-pipeline", "sharded-sweep"]
 SWEEP = "fetch-results/sweep"
 SHARDED_SWEEP = "sharded-sweep/sharded-sweep"
 SUBJECT = "ocrflow: {{ flow.name }} run {{ flow_run.name }} {{ flow_run.state.name }}"
-BODY = (
+CRASH_BODY = (
     "Flow run {{ flow_run.name }} ({{ flow_run.id }}) of {{ flow.name }} ended "
-    "{{ flow_run.state.name }}: {{ flow_run.state.message }}"
+    "{{ flow_run.state.name }}: {{ flow_run.state.message }}\nrun: {{ flow_run|ui_url }}"
 )
 
 
@@ -120,8 +122,14 @@ async def restore_sweep_schedules(api_url: str, kept: SweepSchedules) -> None:
                     await client.resume_deployment(found.id)
 
 
-async def setup_alerts(webhook_url: str) -> str:
-    """Create or update the webhook block and the automation; returns the automation's id."""
+async def setup_alerts(webhook_url: str) -> list[str]:
+    """Create or update the webhook block and the automations; returns their ids.
+
+    - a top-level run that failed (``ocrflow.run.failed``, emitted by the run itself: one per
+      pipeline, not one per subflow; its text lists each failed job's reason and the link);
+    - a run that crashed (Prefect's own event: no code of the run was left to say more);
+    - the service unreachable for ``OCRFLOW_ALERT_UNREACHABLE_S`` while a run keeps retrying.
+    """
     block = CustomWebhookNotificationBlock(
         name="ocrflow",
         url=webhook_url,
@@ -132,20 +140,52 @@ async def setup_alerts(webhook_url: str) -> str:
     if block_id is None:
         raise RuntimeError("the notification block was saved without an id")
     async with get_client() as client:
-        for existing in await client.read_automations_by_name(AUTOMATION_NAME):
-            await client.delete_automation(existing.id)
-    automation = Automation(
-        name=AUTOMATION_NAME,
-        description="Alert when a fetch or pipeline run of ocrflow fails or crashes.",
-        trigger=EventTrigger(
-            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-            match={"prefect.resource.id": "prefect.flow-run.*"},
-            match_related={"prefect.resource.role": "flow", "prefect.resource.name": WATCHED_FLOWS},
-            posture=Posture.Reactive,
-            threshold=1,
-            within=timedelta(0),
-        ),
-        actions=[SendNotification(block_document_id=block_id, subject=SUBJECT, body=BODY)],
+        for name in (*AUTOMATIONS, OLD_AUTOMATION_NAME):
+            for existing in await client.read_automations_by_name(name):
+                await client.delete_automation(existing.id)
+    created = []
+    for name, (description, trigger, subject, body) in AUTOMATIONS.items():
+        automation = Automation(
+            name=name,
+            description=description,
+            trigger=trigger,
+            actions=[SendNotification(block_document_id=block_id, subject=subject, body=body)],
+        )
+        created.append(str((await automation.acreate()).id))
+    return created
+
+
+def _on(events: set[str], related: dict[str, str | list[str]] | None = None) -> EventTrigger:
+    return EventTrigger(
+        expect=events,
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related=related or {},
+        posture=Posture.Reactive,
+        threshold=1,
+        within=timedelta(0),
     )
-    created = await automation.acreate()
-    return str(created.id)
+
+
+AUTOMATIONS: dict[str, tuple[str, EventTrigger, str, str]] = {
+    "ocrflow: run failed": (
+        "Alert once per failed fetch, pipeline or sweep run: each job's reason and the link.",
+        _on({RUN_FAILED}),
+        "ocrflow: run {{ event.resource.name }} failed",
+        "{{ event.payload.text }}",
+    ),
+    "ocrflow: run crashed": (
+        "Alert when a fetch, pipeline or sweep run crashed (its process died).",
+        _on(
+            {"prefect.flow-run.Crashed"},
+            {"prefect.resource.role": "flow", "prefect.resource.name": WATCHED_FLOWS},
+        ),
+        SUBJECT,
+        CRASH_BODY,
+    ),
+    "ocrflow: service unreachable": (
+        "Alert when a run has found the OCR service unreachable for OCRFLOW_ALERT_UNREACHABLE_S.",
+        _on({SERVICE_UNREACHABLE}),
+        "ocrflow: the OCR service is unreachable",
+        "{{ event.payload.text }}",
+    ),
+}

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.server import free_port
+from emulator.app import create_app
+from emulator.server import free_port, serve_in_thread
+from emulator.settings import EmulatorSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 GUID = "b7162f77-bf10-407d-86de-ee255e422ca7"
@@ -399,3 +401,43 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_commands_keep_one_local_prefect_server_visible_and_stoppable(tmp_path: Path) -> None:
+    """With no server named, the first command starts one in the background and says so; the
+    next uses it; `status` shows it; `stop` stops it."""
+    app = create_app(
+        EmulatorSettings.model_validate({"simulate": True, "processing": {"seconds": 0.2}})
+    )
+    env = {"OCRFLOW_LOCAL_SERVER": "1", "PREFECT_HOME": str(tmp_path / "prefect")}
+    with serve_in_thread(app) as url:
+        try:
+            first = ocrflow(
+                "recognize",
+                str(SAMPLES / "id-card.regions.json"),
+                tmp_path=tmp_path,
+                base_url=url,
+                extra_env=env,
+            )
+            assert first.returncode == 0, first.stderr
+            assert "starting a local Prefect server" in first.stderr
+            second = ocrflow(
+                "recognize",
+                str(SAMPLES / "id-card.regions.json"),
+                tmp_path=tmp_path,
+                base_url=url,
+                extra_env=env,
+            )
+            assert second.returncode == 0, second.stderr
+            assert "starting a local Prefect server" not in second.stderr  # the same one
+            shown = ocrflow("status", tmp_path=tmp_path, extra_env=env)
+            assert "local Prefect server" in shown.stdout
+            pid = json.loads((tmp_path / "var" / "local-server" / "pids.json").read_text())[
+                "server"
+            ]
+            assert _alive(pid)
+        finally:
+            stopped = ocrflow("stop", tmp_path=tmp_path, extra_env=env)
+    assert "local server" in stopped.stdout
+    assert not _alive(pid)
+    assert "nothing of ocrflow's" in ocrflow("status", tmp_path=tmp_path, extra_env=env).stdout

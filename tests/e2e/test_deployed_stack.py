@@ -88,6 +88,7 @@ def stack(
             "OCRFLOW_POLL_DEADLINE_S": "120",
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+            "OCRFLOW_ALERT_UNREACHABLE_S": "4",
         },
     )
     try:
@@ -166,7 +167,67 @@ def test_a_failed_run_sends_a_webhook_alert_within_60_s(
         time.sleep(0.5)
     alerts = [body for body in receiver.bodies if run["name"] in body]
     assert alerts, f"no alert naming {run['name']} within 60 s: {receiver.bodies}"
-    assert "1 of 1 jobs failed" in alerts[0]
+    assert len(alerts) == 1, alerts
+    body = json.loads(alerts[0])["body"]
+    assert "1 of 1 jobs failed" in body
+    assert f"- job {job_id} failed: " in body  # each job's reason
+    assert f"{stack.api_url.removesuffix('/api')}/runs/flow-run/{run_id}" in body  # the link
+
+
+def wait_for_alerts(receiver: Receiver, fragment: str, timeout_s: float = 60) -> list[str]:
+    """The alert bodies that contain ``fragment``, once one has come (bounded wait)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = [b for b in receiver.bodies if fragment in b]
+        if found:
+            return found
+        time.sleep(0.5)
+    return []
+
+
+def test_a_failed_pipeline_sends_one_alert_not_one_per_subflow(
+    stack: Stack, receiver: Receiver
+) -> None:
+    spec = load_regions_file(SAMPLE).model_dump(mode="json")
+    httpx.put(
+        f"{stack.emulator_url}/_emulator/faults", json={"rate_job_error": 1.0}
+    ).raise_for_status()
+    try:
+        run_id = trigger(
+            stack, "ocr-pipeline/pipeline", {"jobs": [spec]}, key=f"pipeline-{uuid.uuid4()}"
+        )
+        run = wait_for_run(stack, run_id)
+    finally:
+        httpx.put(f"{stack.emulator_url}/_emulator/faults", json={}).raise_for_status()
+    assert run["state_type"] == "FAILED", run["state"]
+    assert wait_for_alerts(receiver, run["name"])
+    time.sleep(10)  # room for a second alert, had the fetch subflow sent one
+    with api(stack) as http:
+        children = http.post(
+            "/flow_runs/filter", json={"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}}}
+        ).json()
+    names = [child["name"] for child in children]
+    assert names, "the pipeline ran no subflow"
+    assert [b for b in receiver.bodies if run["name"] in b and "failed" in b]
+    assert not [b for b in receiver.bodies for name in names if name in b], names
+
+
+def test_a_service_unreachable_for_a_while_alerts_while_the_run_keeps_retrying(
+    stack: Stack, secret: str, receiver: Receiver
+) -> None:
+    job_id = asyncio.run(submit_recorded_job(stack, secret))
+    httpx.put(f"{stack.emulator_url}/_emulator/faults", json={"rate_5xx": 1.0}).raise_for_status()
+    try:
+        run_id = trigger(stack, "fetch-results/fetch", {"job_ids": [job_id]}, key=f"down-{job_id}")
+        alerts = wait_for_alerts(receiver, "unreachable")  # OCRFLOW_ALERT_UNREACHABLE_S=4
+    finally:
+        httpx.put(f"{stack.emulator_url}/_emulator/faults", json={}).raise_for_status()
+    assert alerts, receiver.bodies
+    body = json.loads(alerts[0])["body"]
+    assert "has been unreachable for" in body
+    assert "HTTP 5" in body  # the last error
+    run = wait_for_run(stack, run_id)  # the run rode the outage out
+    assert run["state_type"] == "COMPLETED", run["state"]
 
 
 def test_a_short_interval_schedule_fires_a_sweep_by_itself(stack: Stack) -> None:

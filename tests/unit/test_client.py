@@ -21,6 +21,7 @@ from ocrflow.errors import (
     ResponseTooLargeError,
     TransportError,
 )
+from ocrflow.health import ServiceHealth
 from ocrflow.models import RecognizeRegionsSettings, Rect, Region, ResultType, TaskStatus
 from ocrflow.polling import PollPolicy
 from ocrflow.settings import ClientSettings
@@ -385,3 +386,44 @@ async def test_an_answer_within_the_size_limit_reads_through_the_bounded_reader(
     assert response.task_status is TaskStatus.COMPLETED
     assert response.results is not None
     assert response.results[0].data == "A" * 1000
+
+
+async def test_the_client_tells_its_health_how_long_the_service_has_been_away() -> None:
+    clock = FakeClock()
+    api = Api(
+        httpx.Response(503, text="down"),
+        httpx.ConnectError("refused"),
+        httpx.Response(500, text="boom"),
+        ocr_answer("Completed"),
+    )
+    async with make_client(api, clock) as client:
+        failures_seen: list[float] = []
+
+        async def watch(seconds: float) -> None:  # what the run sees while the client retries
+            failures_seen.append(client.health.down_for())
+            await FakeClock.sleep(clock, seconds)
+
+        client._sleep = watch
+        await client.get_result(JOB)
+        assert client.health.down_for() == 0.0  # answered at last: the outage is over
+    assert failures_seen[0] == 0.0  # down since the first failure
+    assert failures_seen[-1] == clock.sleeps[0] + clock.sleeps[1]  # and still, two waits on
+
+
+def test_service_health_alerts_once_per_outage_after_its_delay() -> None:
+    clock = FakeClock(start=0.0)
+    health = ServiceHealth(clock=clock)
+    assert not health.due_alert(60)
+    health.failed("GET /v5.0/ocr/RecognizeRegions answered HTTP 503")
+    clock.now = 59.0
+    assert not health.due_alert(60)
+    clock.now = 60.0
+    assert health.due_alert(60)
+    assert not health.due_alert(60)  # once an outage
+    health.failed("ConnectError")
+    assert health.failures == 2
+    health.answered()
+    assert health.down_for() == 0.0
+    health.failed("again")
+    clock.now = 200.0
+    assert health.due_alert(60)  # a new outage alerts again
