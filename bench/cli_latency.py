@@ -163,9 +163,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     table = summarise(rows, sdk_s)
     RESULTS.write_text(json.dumps({"runs": rows, "table": table}, indent=2) + "\n")
-    print(f"{'side':40} {'median s':>9} {'x SDK':>7}")
+    print(f"{'side':50} {'median s':>9} {'x SDK':>7}")
     for line in table:
-        print(f"{line['side']:40} {line['median_s']:9.2f} {line['x_sdk']:7.1f}")
+        print(f"{line['side']:50} {line['median_s']:9.2f} {line['x_sdk']:7.1f}")
 
 
 def summarise(rows: list[dict[str, object]], sdk_s: float) -> list[dict[str, object]]:

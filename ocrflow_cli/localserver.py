@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from ocrflow_cli.errors import UserError
-from ocrflow_cli.stackfile import running_stack, write_stack_file
+from ocrflow_cli.stackfile import port_free, running_stack, write_stack_file
 
 HOME = Path("var/local-server")  # from the project's folder, as `var/stack`
 PREFERRED_PORT = 4210  # beside the UI's 4200 (`make ui`, the stack); another when taken
@@ -79,7 +79,7 @@ def use_local_server(home: Path = HOME) -> LocalServer | None:
 def _start(home: Path) -> LocalServer:
     """Spawn the server as Prefect spawns its temporary one (the API and the services runs
     need, no UI: `make ui` serves that), but on a port that stays, as a process that stays."""
-    port = PREFERRED_PORT if _port_free(PREFERRED_PORT) else _any_free_port()
+    port = PREFERRED_PORT if port_free(PREFERRED_PORT) else _any_free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(
@@ -116,16 +116,6 @@ def _start(home: Path) -> LocalServer:
     (home / "pids.json").write_text(json.dumps({"server": process.pid}))
     write_stack_file(home, api_url, {})
     return LocalServer(api_url, process)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _any_free_port() -> int:

@@ -31,7 +31,7 @@ from ocrflow.jobstate import JobState
 from ocrflow.models import Language, ResultType
 from ocrflow.redact import mask_credentials, printable
 from ocrflow.settings import OcrflowSettings
-from ocrflow_cli.errors import UserError, check_reachable
+from ocrflow_cli.errors import UserError, check_credentials, check_reachable
 from ocrflow_cli.localserver import LocalServer, use_local_server
 from ocrflow_cli.orphans import crash_orphans_quietly, labelled
 from ocrflow_cli.shutdown import leave
@@ -148,6 +148,18 @@ def _settings() -> OcrflowSettings:
         raise UserError("bad setting " + "; ".join(problems)) from None
 
 
+def _prepare_run(verbose: bool) -> OcrflowSettings:
+    """Everything a command that runs flows checks or starts first: the settings, the Prefect
+    server (a local one starts now and boots while the rest is checked), the ledger, Prefect's
+    quieting, the service's credentials and reachability. Any problem is one line."""
+    settings = _settings()
+    server = _prefect_server()
+    _require_ledger(settings)
+    _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
+    _ready(server)
+    return _service_settings(settings)
+
+
 def _prefect_server() -> LocalServer | None:
     """The Prefect server the command's runs go to: the stack's when it runs, PREFECT_API_URL's
     when set, else the local one kept in the background (started now when it is not up)."""
@@ -175,13 +187,14 @@ def _ready(server: LocalServer | None) -> None:
 def _service_settings(settings: OcrflowSettings) -> OcrflowSettings:
     """The settings a run will use: with a Prefect server in use, its credentials block (the
     address and credentials the stack saved) over the environment; checked here, before any
-    run starts: credentials present, the service answering."""
+    run starts: credentials present, the service answering, the credentials accepted."""
     if os.environ.get("PREFECT_API_URL"):
         from tasks.credentials import load_settings  # noqa: PLC0415 - loads Prefect
 
         settings = asyncio.run(load_settings())
     _require_credentials(settings)
     check_reachable(settings.base_url)
+    check_credentials(settings)
     return settings
 
 
@@ -294,12 +307,7 @@ def submit(
     anything is sent.
     """
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
-    settings = _settings()
-    server = _prefect_server()  # starts now, answers by the time the other checks are done
-    _require_ledger(settings)
-    _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
-    _ready(server)
-    _service_settings(settings)
+    _prepare_run(verbose)
     from flows.pipeline import summary_of  # noqa: PLC0415 - Prefect loads only when needed
     from flows.submit_regions import SubmitSummary, submit_regions  # noqa: PLC0415
 
@@ -353,12 +361,7 @@ def recognize(
     # the setting says otherwise (the learned policy takes over once a class has history).
     os.environ.setdefault("OCRFLOW_POLL_FIRST_DELAY_S", "0.25")
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
-    settings = _settings()
-    server = _prefect_server()  # starts now, answers by the time the other checks are done
-    _require_ledger(settings)
-    _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
-    _ready(server)
-    _service_settings(settings)
+    settings = _prepare_run(verbose)
     from flows.pipeline import PipelineSummary, ocr_pipeline, summary_of  # noqa: PLC0415
     from ocrflow_cli.output import results_table  # noqa: PLC0415
 
@@ -400,12 +403,7 @@ def fetch(
             validate_job_id(job_id)
         except InvalidJobIdError as exc:
             raise UserError(str(exc)) from exc
-    settings = _settings()
-    server = _prefect_server()
-    _require_ledger(settings)
-    _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
-    _ready(server)
-    _service_settings(settings)
+    _prepare_run(verbose)
     from flows.fetch_results import fetch_results  # noqa: PLC0415
     from flows.pipeline import summary_of  # noqa: PLC0415
     from flows.reports import PROGRESS_LISTENER, FetchSummary  # noqa: PLC0415

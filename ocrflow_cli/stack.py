@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from ocrflow_cli.errors import UserError
 from ocrflow_cli.orphans import crash_orphaned_runs
 from ocrflow_cli.server_setup import SweepSchedules, read_sweep_schedules, restore_sweep_schedules
-from ocrflow_cli.stackfile import read_stack_file, write_stack_file
+from ocrflow_cli.stackfile import port_free, read_stack_file, write_stack_file
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORK_POOL = "ocrflow-process"
@@ -236,17 +235,6 @@ def refuse_if_running(home: Path) -> None:
             + (f"; its API is {where}" if where else "")
             + "; stop it first with `ocrflow stop`"
         )
-
-
-def port_free(port: int) -> bool:
-    """Whether nothing listens on 127.0.0.1:``port``."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _credentials_env(

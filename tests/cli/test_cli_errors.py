@@ -16,6 +16,7 @@ import pytest
 from emulator.app import create_app
 from emulator.server import free_port, serve_in_thread
 from emulator.settings import EmulatorSettings
+from ocrflow_cli.orphans import pid_alive
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 GUID = "b7162f77-bf10-407d-86de-ee255e422ca7"
@@ -384,7 +385,7 @@ def test_ctrl_c_while_the_stack_starts_stops_what_started_and_says_so(tmp_path: 
     ]
     started = json.loads((home / "pids.json").read_text())
     assert "server" in started
-    assert not any(_alive(pid) for pid in started.values()), started
+    assert not any(pid_alive(pid) for pid in started.values()), started
     assert not _answers(f"http://127.0.0.1:{port}/api/health")
 
 
@@ -393,14 +394,6 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_commands_keep_one_local_prefect_server_visible_and_stoppable(tmp_path: Path) -> None:
@@ -435,9 +428,25 @@ def test_commands_keep_one_local_prefect_server_visible_and_stoppable(tmp_path: 
             pid = json.loads((tmp_path / "var" / "local-server" / "pids.json").read_text())[
                 "server"
             ]
-            assert _alive(pid)
+            assert pid_alive(pid)
         finally:
             stopped = ocrflow("stop", tmp_path=tmp_path, extra_env=env)
     assert "local server" in stopped.stdout
-    assert not _alive(pid)
+    assert not pid_alive(pid)
     assert "nothing of ocrflow's" in ocrflow("status", tmp_path=tmp_path, extra_env=env).stdout
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["submit", str(SAMPLES / "id-card.regions.json")]])
+def test_refused_credentials_are_one_line_before_anything_starts(
+    tmp_path: Path, command: list[str]
+) -> None:
+    app = create_app(EmulatorSettings.model_validate({"simulate": True}))
+    with serve_in_thread(app) as url:
+        done = ocrflow(
+            *command, tmp_path=tmp_path, base_url=url, credentials=("ocrflow-demo", "wrong")
+        )
+        posts = app.state.emulator.counts["submit_RecognizeRegions"]
+    assert done.returncode == 2
+    assert_one_line_error(done, "the service refused the credentials (client id ocrf…, HTTP 400)")
+    assert "wrong" not in done.stderr
+    assert posts == 0  # nothing paid for

@@ -21,7 +21,9 @@ import pytest
 
 from emulator.server import free_port
 from ocrflow_cli.errors import UserError
-from ocrflow_cli.stack import PROJECT_DIR, Stack, port_free, start_stack, stop_stack
+from ocrflow_cli.orphans import pid_alive
+from ocrflow_cli.stack import PROJECT_DIR, Stack, start_stack, stop_stack
+from ocrflow_cli.stackfile import port_free
 from tests.stack_api import api
 
 INTERVAL_S = 20
@@ -135,13 +137,13 @@ def test_a_stack_stopped_mid_hand_over_restarts_with_its_sweep_unblocked(home: P
     # A second `serve` on the live stack is refused, and leaves it running.
     with pytest.raises(UserError, match="running already"):
         start(home, port)
-    assert all(_alive(pid) for pid in stack.pids.values())
+    assert all(pid_alive(pid) for pid in stack.pids.values())
 
     # `stop` while a run is being handed over: the run is marked Crashed, its slot freed.
     kill_hard(stack, "worker")
     handed = sweep_handed_to_a_worker(stack)
     stop_stack(stack)
-    assert not any(_alive(pid) for pid in stack.pids.values())
+    assert not any(pid_alive(pid) for pid in stack.pids.values())
     assert port_free(port)
 
     stack = start(home, port)
@@ -180,7 +182,7 @@ def test_a_stack_stopped_mid_hand_over_restarts_with_its_sweep_unblocked(home: P
         runs = http.post("/flow_runs/filter", json={"flow_runs": {"name": {}}}).json()
     assert any(run["labels"].get("ocrflow.process") for run in runs)
     stop_stack(stack)
-    assert not any(_alive(pid) for pid in json.loads((home / "pids.json").read_text()).values())
+    assert not any(pid_alive(pid) for pid in json.loads((home / "pids.json").read_text()).values())
     assert port_free(port)
 
 
@@ -188,11 +190,3 @@ def handed_names(stack: Stack, run_id: str) -> str:
     with api(stack) as http:
         name: str = http.get(f"/flow_runs/{run_id}").json()["name"]
         return name
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from flows.reports import Outcome
+from flows.reports import FetchSummary, Outcome
 from tests.pgproxy import FlakyProxy, proxied_database
 from tests.reliability.conftest import Emulator, Report
 from tests.reliability.helpers import check_ledger, leased_jobs, seed, sweep
@@ -46,6 +47,22 @@ async def cut_when_answers_are_on_their_way(
         await asyncio.to_thread(proxy.restart, down_s)
 
 
+async def sweep_with_the_ledger_cut(
+    emulator: Emulator, proxy: FlakyProxy, *, down_s: float | None
+) -> tuple[list[str], Any, FetchSummary]:
+    """Seed JOBS done jobs, then sweep them while the ledger is cut as their answers come."""
+    seeded = await seed(JOBS)
+    await asyncio.sleep(0.5)  # every job done on the service
+    emulator.set_faults(latency_s=1.0)
+    cut = asyncio.create_task(cut_when_answers_are_on_their_way(emulator, proxy, down_s=down_s))
+    try:
+        state, summary = await sweep(None)
+    finally:
+        await cut
+        emulator.set_faults()
+    return seeded, state, summary
+
+
 async def test_a_ledger_gone_at_the_end_leaves_a_whole_summary_and_leases_that_run_out(
     emulator: Emulator,
     ledger_behind_proxy: FlakyProxy,
@@ -54,15 +71,9 @@ async def test_a_ledger_gone_at_the_end_leaves_a_whole_summary_and_leases_that_r
 ) -> None:
     proxy = ledger_behind_proxy
     monkeypatch.setenv("OCRFLOW_LEDGER_RETRY_S", "3")
-    seeded = await seed(JOBS)
-    await asyncio.sleep(0.5)  # every job done on the service
-    emulator.set_faults(latency_s=1.0)
-    cut = asyncio.create_task(cut_when_answers_are_on_their_way(emulator, proxy, down_s=None))
     started = time.monotonic()
-    state, summary = await sweep(None)
+    seeded, state, summary = await sweep_with_the_ledger_cut(emulator, proxy, down_s=None)
     took_s = time.monotonic() - started
-    await cut
-    emulator.set_faults()
     # The run ends by itself, soon, and its summary names every job and why it was left.
     # 3 s for the store, as much to keep a job's error, as much to give the leases back
     assert took_s < 30, f"the sweep took {took_s:.0f} s with the ledger gone"
@@ -104,15 +115,10 @@ async def test_a_ledger_back_before_the_end_stores_everything_and_gives_the_leas
     monkeypatch: pytest.MonkeyPatch,
     report: Report,
 ) -> None:
-    proxy = ledger_behind_proxy
     monkeypatch.setenv("OCRFLOW_LEDGER_RETRY_S", "30")
-    seeded = await seed(JOBS)
-    await asyncio.sleep(0.5)
-    emulator.set_faults(latency_s=1.0)
-    cut = asyncio.create_task(cut_when_answers_are_on_their_way(emulator, proxy, down_s=5.0))
-    state, summary = await sweep(None)
-    await cut
-    emulator.set_faults()
+    seeded, state, summary = await sweep_with_the_ledger_cut(
+        emulator, ledger_behind_proxy, down_s=5.0
+    )
     assert state.is_completed(), summary.headline()
     assert {r.outcome for r in summary.reports} == {Outcome.STORED}, summary.headline()
     assert await leased_jobs() == 0  # given back: nothing waits for a lease to run out
