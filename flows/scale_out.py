@@ -11,11 +11,8 @@ worker picks up. The parent ends Failed when a shard failed and was not taken ov
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -28,6 +25,7 @@ from prefect.logging import get_run_logger
 
 from flows.alerts import alert_failed_run
 from flows.fetch_results import run_of_claim
+from ocrflow.clock import Clock
 from ocrflow.ledger import Lease
 from ocrflow.settings import OcrflowSettings
 from tasks.leases import LeaseSurvey, survey_leases
@@ -100,10 +98,16 @@ class ShardWatch:
     """The shard runs of one sharded sweep: started, watched, taken over when their worker dies."""
 
     def __init__(
-        self, deployment: str, lease_s: float, max_takeovers: int, logger: LoggerLike
+        self,
+        deployment: str,
+        lease_s: float,
+        max_takeovers: int,
+        logger: LoggerLike,
+        clock: Clock | None = None,
     ) -> None:
         self.deployment, self.lease_s, self.takeovers_left = deployment, lease_s, max_takeovers
         self.logger = logger
+        self.clock = clock or Clock()  # the sweep's time: read and waited on here only
         self.shards: list[Shard] = []
         # The shards' states are read every couple of seconds (one cheap API read each), so
         # the sweep ends soon after its last shard; their leases a few times per lease, so a
@@ -122,18 +126,18 @@ class ShardWatch:
             timeout=0,  # started, not awaited: the parent watches all of them at once
             tags=["ocrflow", "shard"],
         )
-        shard = Shard(name, limit, run.id, started_at=time.monotonic())
+        shard = Shard(name, limit, run.id, started_at=self.clock.monotonic())
         self.shards.append(shard)
         return shard
 
     async def until_all_end(self, start_timeout_s: float) -> None:
-        leases_read_at = time.monotonic()
+        leases_read_at = self.clock.monotonic()
         while True:
             await self._read_states()
             active = [s for s in self.shards if not s.ended]
             if not active:
                 return
-            now = time.monotonic()
+            now = self.clock.monotonic()
             for shard in active:
                 if shard.state in (StateType.SCHEDULED, StateType.PENDING) and (
                     now - shard.started_at > start_timeout_s
@@ -145,12 +149,12 @@ class ShardWatch:
             if running and now - leases_read_at >= self.lease_check_s:
                 leases_read_at = now
                 await self.find_dead(await survey_leases())
-            await asyncio.sleep(self.state_check_s)
+            await self.clock.sleep(self.state_check_s)
 
     async def find_dead(self, survey: LeaseSurvey) -> None:
         """Mark shards whose worker died Crashed, and start takeovers for their jobs."""
         leases: dict[str, Lease] = {run_of_claim(lease.claim): lease for lease in survey.leases}
-        now, clock = datetime.now(UTC), time.monotonic()
+        now, clock = self.clock.now(), self.clock.monotonic()
         for shard in self.shards:
             if shard.state is not StateType.RUNNING:
                 continue

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from typing import Any
 
 from prefect import Task, task
@@ -62,7 +61,7 @@ async def check_status(
         response = await _get(runtime, job_id)
     except RateLimitedError as exc:
         # Prefect's retry delays are fixed; a longer server hint is honoured here first.
-        await asyncio.sleep(min(exc.retry_after_s or 0.0, MAX_INLINE_RETRY_AFTER_S))
+        await runtime.clock.sleep(min(exc.retry_after_s or 0.0, MAX_INLINE_RETRY_AFTER_S))
         raise
     try:
         return require_completed(response, job_id)
@@ -99,7 +98,7 @@ async def _get(runtime: Runtime, job_id: str) -> OcrResponse:
     runtime.polls[job_id] += 1
     response = await runtime.client.get_result(job_id)
     runtime.poll_log.setdefault(job_id, []).append(
-        (time.time(), response.task_status is TaskStatus.COMPLETED)
+        (runtime.clock.now().timestamp(), response.task_status is TaskStatus.COMPLETED)
     )
     return response
 
@@ -110,9 +109,7 @@ async def _wait_for_tick(runtime: Runtime, job_id: str, tick_s: float, submitted
         return  # the caller waited for the first poll's tick
     last_age = polls[-1][0] - submitted_at
     due_at = submitted_at + (math.floor(last_age / tick_s + 1e-9) + 1) * tick_s
-    wait_s = due_at - time.time()
-    if wait_s > 0:
-        await asyncio.sleep(wait_s)
+    await runtime.clock.sleep(due_at - runtime.clock.now().timestamp())
 
 
 def check_on_ticks(tick_s: float, deadline_s: float, submitted_at: float) -> Any:
