@@ -103,6 +103,14 @@ class ClientCredentialsAuth(httpx.Auth):
             if response.status_code != 401:
                 return
 
+    async def verify(self, http: httpx.AsyncClient) -> None:
+        """Ask for a token now, once, and keep it: AuthError when the credentials are refused
+        or the endpoint is banning them, ApiError when it is failing (5xx)."""
+        async with self._lock():
+            self._raise_if_blocked()
+            response = await http.send(self._token_request(), auth=None)
+            self._accept(response, may_wait=False)
+
     def invalidate(self) -> None:
         """Forget the cached token, so the next request fetches a new one."""
         self._token = None

@@ -125,6 +125,12 @@ class OcrClient:
         """Close the connection pool."""
         await self._http.aclose()
 
+    async def check_credentials(self) -> None:
+        """One token request, now (the token is kept for the calls that follow): raises
+        AuthError when the service refuses the credentials, before anything is sent."""
+        if isinstance(self.auth, ClientCredentialsAuth):
+            await self.auth.verify(self._http)
+
     async def submit_regions(
         self,
         image: bytes | Path,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
-from ocrflow.backoff import parse_retry_after
+from ocrflow.client import OcrClient
+from ocrflow.errors import AuthError, OcrflowError
 from ocrflow.settings import ClientSettings
 
 
@@ -26,33 +29,18 @@ def check_reachable(base_url: str, timeout_s: float = 5.0) -> None:
         raise UserError(f"cannot reach the OCR service at {base_url} ({reason});{hint}") from exc
 
 
-def check_credentials(settings: ClientSettings, timeout_s: float = 10.0) -> None:
+def check_credentials(settings: ClientSettings) -> None:
     """Ask the token endpoint once, before starting Prefect: credentials it refuses are one
     line now (and one failed attempt, where a run would have made several: the endpoint bans
-    a client after more than 5). An endpoint that is down or slow is left to the run."""
+    a client after more than 5). An endpoint that is down or failing is left to the run."""
+
+    async def ask() -> None:
+        async with OcrClient(settings) as client:
+            await client.check_credentials()
+
     try:
-        answer = httpx.post(
-            settings.resolved_token_url,
-            data={
-                "grant_type": "client_credentials",
-                "client_id": settings.client_id,
-                "client_secret": settings.client_secret.get_secret_value(),
-            },
-            timeout=timeout_s,
-        )
-    except httpx.HTTPError:
+        asyncio.run(ask())
+    except AuthError as exc:
+        raise UserError(str(exc)) from None
+    except (OcrflowError, httpx.HTTPError):  # the endpoint failing or away: the run retries
         return
-    who = f"client id {settings.client_id[:4]}…" if settings.client_id else "no client id"
-    if answer.status_code in (400, 401, 403):
-        raise UserError(
-            f"the service refused the credentials ({who}, HTTP {answer.status_code}): check "
-            "OCRFLOW_CLIENT_ID and OCRFLOW_CLIENT_SECRET (or the credentials block of the "
-            "Prefect server in use)"
-        )
-    if answer.status_code == 429:
-        wait = parse_retry_after(answer.headers.get("Retry-After"))
-        when = f" for {wait:.0f} s" if wait is not None else " for a while"
-        raise UserError(
-            f"the token endpoint refuses these credentials ({who}){when} after failed "
-            "attempts: check them, then try again once the wait is over"
-        )

@@ -447,6 +447,8 @@ def test_refused_credentials_are_one_line_before_anything_starts(
         )
         posts = app.state.emulator.counts["submit_RecognizeRegions"]
     assert done.returncode == 2
-    assert_one_line_error(done, "the service refused the credentials (client id ocrf…, HTTP 400)")
+    assert_one_line_error(
+        done, "rejected the credentials of client id 'ocrflow-…' (invalid_client)"
+    )
     assert "wrong" not in done.stderr
     assert posts == 0  # nothing paid for

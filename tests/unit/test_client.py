@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -427,3 +428,28 @@ def test_service_health_alerts_once_per_outage_after_its_delay() -> None:
     health.failed("again")
     clock.now = 200.0
     assert health.due_alert(60)  # a new outage alerts again
+
+
+async def test_checking_the_credentials_asks_once_and_keeps_the_token() -> None:
+    api = Api(ocr_answer("Completed"))
+    async with make_client(api, FakeClock()) as client:
+        await client.check_credentials()
+        await client.get_result(JOB)
+    assert api.token_requests == 1  # the checked token served the call
+
+
+async def test_checking_refused_credentials_raises_before_any_call() -> None:
+    def refusing(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/connect/token":
+            return httpx.Response(400, json={"error": "invalid_client"})
+        return ocr_answer("Completed")
+
+    config = ClientSettings.model_validate(
+        {"base_url": "https://api.example", "client_id": "ocrflow-x", "client_secret": "nope"}
+    )
+    async with OcrClient(config, transport=httpx.MockTransport(refusing)) as client:
+        with pytest.raises(
+            AuthError,
+            match=re.escape("rejected the credentials of client id 'ocrflow-…' (invalid_client)"),
+        ):
+            await client.check_credentials()
