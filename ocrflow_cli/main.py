@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -716,16 +715,11 @@ def status(
 ) -> None:
     """What of ocrflow runs in the background: the stack, the local Prefect server."""
     from ocrflow_cli import localserver  # noqa: PLC0415
-    from ocrflow_cli.orphans import pid_alive  # noqa: PLC0415
-    from ocrflow_cli.stackfile import read_stack_file  # noqa: PLC0415
+    from ocrflow_cli.stackfile import alive_pids, read_stack_file  # noqa: PLC0415
 
     found = False
     for title, folder in (("stack", home), ("local Prefect server", localserver.HOME)):
-        try:
-            pids = json.loads((folder / "pids.json").read_text())
-        except (OSError, ValueError):
-            continue
-        alive = {name: pid for name, pid in pids.items() if pid_alive(pid)}
+        alive = alive_pids(folder)
         if not alive:
             continue
         found = True

@@ -29,7 +29,13 @@ from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from ocrflow_cli.errors import UserError
 from ocrflow_cli.orphans import crash_orphaned_runs
 from ocrflow_cli.server_setup import SweepSchedules, read_sweep_schedules, restore_sweep_schedules
-from ocrflow_cli.stackfile import port_free, read_stack_file, write_stack_file
+from ocrflow_cli.stackfile import (
+    alive_pids,
+    port_free,
+    read_stack_file,
+    recorded_pids,
+    write_stack_file,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORK_POOL = "ocrflow-process"
@@ -224,9 +230,7 @@ def start_stack(
 
 def refuse_if_running(home: Path) -> None:
     """UserError when a process of the stack in ``home`` is still alive."""
-    pids_file = home / "pids.json"
-    pids = json.loads(pids_file.read_text()) if pids_file.is_file() else {}
-    alive = {name: pid for name, pid in pids.items() if _alive(pid)}
+    alive = alive_pids(home)
     if alive:
         where = read_stack_file(home).get("api_url", "")
         running = ", ".join(f"{name} (pid {pid})" for name, pid in alive.items())
@@ -284,8 +288,7 @@ def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str
     if stack is None:
         if home is None:
             raise ValueError("give the stack or its folder")
-        pids_file = home / "pids.json"
-        pids = json.loads(pids_file.read_text()) if pids_file.is_file() else {}
+        pids = recorded_pids(home)
     else:
         pids = stack.pids
     api_url = stack.api_url if stack is not None else read_stack_file(home or Path()).get("api_url")

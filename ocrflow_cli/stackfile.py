@@ -41,15 +41,25 @@ def read_stack_file(home: Path) -> dict[str, str]:
     return {k: v for k, v in found.items() if isinstance(v, str)}
 
 
+def recorded_pids(home: Path) -> dict[str, int]:
+    """The processes ``serve`` (or the local server) recorded in ``home``, by name."""
+    try:
+        found = json.loads((home / "pids.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {name: pid for name, pid in found.items() if isinstance(pid, int)}
+
+
+def alive_pids(home: Path) -> dict[str, int]:
+    """Those of the recorded processes that are still alive."""
+    return {name: pid for name, pid in recorded_pids(home).items() if pid_alive(pid)}
+
+
 def running_stack(home: Path = DEFAULT_HOME) -> dict[str, str]:
     """The record of the stack in ``home`` when its server process is alive; else empty."""
-    try:
-        server = json.loads((home / "pids.json").read_text()).get("server")
-    except (OSError, ValueError, AttributeError):
-        return {}
-    if not isinstance(server, int) or not pid_alive(server):
-        return {}
-    return read_stack_file(home)
+    return read_stack_file(home) if "server" in alive_pids(home) else {}
 
 
 def join_running_stack(home: Path = DEFAULT_HOME) -> str | None:
