@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo ui serve serve-scaled stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-polling-live bench-rate bench-overhead bench-scale bench-latency
+.PHONY: help install demo ui serve serve-scaled stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-polling-live bench-rate bench-overhead bench-scale bench-latency ui-shots
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -91,6 +91,10 @@ bench-scale: $(STAMP)  ## the sharded sweep with one shard worker against two (P
 
 bench-latency: $(STAMP)  ## one image from a terminal: ocrflow's commands beside the vendor SDK
 	$(BIN)/python -m bench.cli_latency
+
+ui-shots: $(STAMP)  ## screenshots of the runs in the Prefect UI (headless Chromium) into docs/img
+	@command -v chromium >/dev/null || apt-get install -y -q chromium
+	$(BIN)/python -m tools.ui_screenshots
 
 bench: bench-polling bench-polling-live bench-rate bench-ocr bench-overhead bench-scale bench-latency  ## every benchmark (about 20 min)
 

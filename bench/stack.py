@@ -33,6 +33,7 @@ def prefect_server(workdir: Path, startup_s: float = 120.0) -> Iterator[str]:
         **os.environ,
         "PREFECT_HOME": str(workdir / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": api,  # the UI's pages ask this API (not the default port's)
         **SERVER_TUNING,
     }
     prefect = Path(sys.executable).parent / "prefect"

@@ -31,6 +31,7 @@ from prefect.runtime import flow_run
 
 from flows.alerts import alert_failed_run, job_lines, watch_service
 from flows.reports import (
+    NOTHING_TO_DO,
     FetchSummary,
     JobReport,
     Outcome,
@@ -63,6 +64,7 @@ from ocrflow.lifecycle import (
 from ocrflow.models import OcrResponse
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
+from ocrflow.preview import image_name, text_preview
 from ocrflow.redact import mask_credentials
 from tasks.credentials import load_settings
 from tasks.decoding import CompletedAnswer, decode_results
@@ -108,6 +110,8 @@ async def fetch_results(
     if summary.failures:
         alert_failed_run(summary.headline(), job_lines(summary.failures))
         return states.Failed(message=summary.headline(), data=summary)
+    if not summary.reports:  # an empty sweep reads as such in the runs list, not as work done
+        return states.Completed(message=summary.headline(), data=summary, name=NOTHING_TO_DO)
     return states.Completed(message=summary.headline(), data=summary)
 
 
@@ -305,8 +309,10 @@ class _Sweep:
         # (measured in bench/overhead.py: 2 left it idle between waves, 3 does not).
         self.look_slots = asyncio.Semaphore(3)
         self.alone: list[asyncio.Task[None]] = []
+        self.open_alone = 0  # jobs settling alone whose report is not in yet
+        self.batches_looked = False  # no batch can send more jobs to settle alone
         self.reports: dict[int, JobReport] = {}
-        self.collector = _Collector(runtime, self.batch)
+        self.collector = _Collector(runtime, self.batch, self.nothing_else_coming)
         self.ledger_failed = False  # a reason could not be written: do not wait on the rest
 
     async def run(self, valid: dict[int, str]) -> None:
@@ -355,6 +361,8 @@ class _Sweep:
         await asyncio.gather(
             *(self.settle_batch(n, members) for n, members in enumerate(batches, 1) if members)
         )
+        self.batches_looked = True
+        self.collector.flush_if_complete()
         await asyncio.gather(*self.alone)
         await self.collector.drain()
 
@@ -384,7 +392,12 @@ class _Sweep:
             )
 
     def go_alone(self, index: int, job_id: str, looked: Exception | None = None) -> None:
+        self.open_alone += 1
         self.alone.append(asyncio.create_task(self.settle_alone(index, job_id, looked)))
+
+    def nothing_else_coming(self, waiting: int) -> bool:
+        """Whether every job still open waits in the collector: no answer can join them."""
+        return self.batches_looked and self.open_alone == waiting
 
     async def settle_alone(self, index: int, job_id: str, looked: Exception | None) -> None:
         async with self.alone_slots:
@@ -395,6 +408,9 @@ class _Sweep:
                 )
             except Exception as exc:  # one job's trouble never stops the others
                 report = _error_report(job_id, exc)
+            finally:
+                self.open_alone -= 1
+                self.collector.flush_if_complete()
         await self.finish(index, report)
 
     async def settle_batch(self, number: int, members: list[tuple[int, str]]) -> None:
@@ -451,10 +467,19 @@ StoreDone = Callable[[str, DoneJob], Awaitable[JobReport]]
 
 class _Collector:
     """Gathers the Completed answers of jobs polled one by one and settles them in batches:
-    when ``batch`` are waiting, or ``linger_s`` after the first, whichever comes first."""
+    when ``batch`` are waiting, or ``linger_s`` after the first, whichever comes first; at once
+    when no other job of the run is still being polled (nothing could join them: a lone job
+    someone waits for at a terminal does not wait the linger out)."""
 
-    def __init__(self, runtime: Runtime, batch: int, linger_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        batch: int,
+        complete: Callable[[int], bool] = lambda waiting: False,
+        linger_s: float = 0.25,
+    ) -> None:
         self.runtime, self.batch, self.linger_s = runtime, batch, linger_s
+        self.complete = complete  # given how many wait: are they all the run still has?
         self.waiting: dict[str, tuple[DoneJob, asyncio.Future[JobReport]]] = {}
         self.timer: asyncio.Task[None] | None = None
         self.flushing: set[asyncio.Task[None]] = set()
@@ -464,11 +489,16 @@ class _Collector:
         """Queue one job; its report once its batch is stored."""
         future: asyncio.Future[JobReport] = asyncio.get_running_loop().create_future()
         self.waiting[job_id] = (job, future)
-        if len(self.waiting) >= self.batch:
+        if len(self.waiting) >= self.batch or self.complete(len(self.waiting)):
             self._flush()
         elif self.timer is None:
             self.timer = asyncio.create_task(self._flush_later())
         return await future
+
+    def flush_if_complete(self) -> None:
+        """Settle the waiting answers now if no other job can join them any more."""
+        if self.waiting and self.complete(len(self.waiting)):
+            self._flush()
 
     async def drain(self) -> None:
         """Wait for every batch under way (the sweep's end)."""
@@ -558,6 +588,8 @@ async def settle_completed(
         reports[job_id] = JobReport(
             job_id=job_id,
             outcome=Outcome.STORED if result.written else Outcome.ALREADY_DONE,
+            image=image_name(record.source) if record is not None else None,
+            text=text_preview(processed[job_id], _region_names(record)),
             final_job_id=job_id,
             known=_known(record),
             entries=result.entries,
@@ -587,7 +619,12 @@ async def settle_job(
     if record is not None and (record.state.is_final or record.resubmission_interrupted):
         return await _settled_by_ledger(job_id, record)
     refetch = runtime.settings.refetch_policy()
-    line = JobReport(job_id=job_id, outcome=Outcome.STORED, known=_known(record))
+    line = JobReport(
+        job_id=job_id,
+        outcome=Outcome.STORED,
+        image=image_name(record.source) if record is not None else None,
+        known=_known(record),
+    )
     current = job_id
     incomplete: str | None = None  # why the latest Completed answer could not be stored
     if isinstance(looked, IncompleteAnswerError):
@@ -633,6 +670,7 @@ async def settle_job(
         if line.expired:
             line.message = f"expired after 24 h, resubmitted as {current}: {report.message}"
         line.entries, line.failed_entries = report.entries, report.failed_entries
+        line.text = report.text
         return line
 
 

@@ -18,6 +18,8 @@ from prefect.artifacts import (
 from prefect.events import emit_event
 from pydantic import BaseModel, Field
 
+NOTHING_TO_DO = "Nothing to do"  # the state name of a run that found no job to settle
+
 
 class Outcome(StrEnum):
     """How a job ended in this run."""
@@ -44,6 +46,8 @@ class JobReport(BaseModel):
 
     job_id: str
     outcome: Outcome
+    image: str | None = None  # the file it was submitted from, when ocrflow submitted it
+    text: str = ""  # its results in one short line, once stored
     final_job_id: str | None = None
     known: bool = True
     resubmissions: int = 0
@@ -78,6 +82,9 @@ class FetchSummary(BaseModel):
             if failed
             else f"{len(self.reports)} jobs"
         )
+        if not self.reports:
+            held = f"; {self.held_elsewhere}" if self.held_elsewhere else ""
+            return f"no job to settle{held}"
         expired = sum(1 for report in self.reports if report.expired)
         tail = f"; {expired} expired after 24 h" if expired else ""
         if self.held_elsewhere:
@@ -169,19 +176,62 @@ def emit_job_event(report: JobReport) -> None:
     )
 
 
+SHOWN_JOBS = 200  # a run's markdown lists this many jobs of a kind; the table has them all
+
+
+def outcome_rows(summary: FetchSummary) -> list[dict[str, object]]:
+    """The table artifact's rows: what a person looks for first (the image, how it ended, what
+    was read) on the left."""
+    return [
+        {
+            "image": report.image or "",
+            "outcome": report.outcome.value,
+            "text": report.text,
+            "reason": "" if report.outcome is Outcome.STORED else report.message,
+            "job": report.job_id,
+            "final job": report.final_job_id or "",
+            "entries": report.entries,
+            "resubmissions": report.resubmissions,
+        }
+        for report in summary.reports
+    ]
+
+
+def summary_markdown(summary: FetchSummary) -> str:
+    """The run's markdown artifact: the counts, the failed jobs with their reasons, and the
+    stored jobs with what was read."""
+    lines = [f"# OCR fetch: {summary.headline()}", "", "| outcome | jobs |", "| --- | --- |"]
+    lines += [f"| {outcome} | {n} |" for outcome, n in sorted(summary.counts.items())]
+    if summary.failures:
+        lines += ["", "## Failed jobs", "", "| image | job | outcome | reason |"]
+        lines += ["| --- | --- | --- | --- |"]
+        lines += [
+            f"| {_cell(r.image or '')} | `{r.job_id}` | {r.outcome.value} | "
+            f"{_cell(r.message)[:300]} |"
+            for r in summary.failures[:SHOWN_JOBS]
+        ]
+    stored = [r for r in summary.reports if r.outcome is Outcome.STORED]
+    if stored:
+        lines += ["", "## Stored", "", "| image | job | read |", "| --- | --- | --- |"]
+        lines += [
+            f"| {_cell(r.image or '')} | `{r.job_id}` | {_cell(r.text)} |"
+            for r in stored[:SHOWN_JOBS]
+        ]
+        if len(stored) > SHOWN_JOBS:
+            lines += ["", f"… and {len(stored) - SHOWN_JOBS} more (the table artifact has all)"]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell (no column break, no markup read)."""
+    return text.replace("|", "/").replace("`", "'").replace("<", "&lt;").replace("\n", " ")
+
+
 async def publish_fetch_artifacts(summary: FetchSummary) -> None:
     """The table of every job's outcome and a markdown summary."""
     await acreate_table_artifact(
         key="ocrflow-fetch-outcomes",
-        table=[report.model_dump(mode="json") for report in summary.reports],
-        description="Every job of the run and how it ended",
+        table=outcome_rows(summary),
+        description="Every job of the run: its image, how it ended, what was read",
     )
-    lines = [f"# OCR fetch: {summary.headline()}", "", "| outcome | jobs |", "| --- | --- |"]
-    lines += [f"| {outcome} | {n} |" for outcome, n in sorted(summary.counts.items())]
-    if summary.failures:
-        lines += ["", "## Failed jobs", "", "| job | outcome | reason |", "| --- | --- | --- |"]
-        lines += [
-            f"| `{r.job_id}` | {r.outcome.value} | {r.message.replace('|', '/')[:300]} |"
-            for r in summary.failures[:200]
-        ]
-    await acreate_markdown_artifact(key="ocrflow-fetch-summary", markdown="\n".join(lines))
+    await acreate_markdown_artifact(key="ocrflow-fetch-summary", markdown=summary_markdown(summary))

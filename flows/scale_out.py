@@ -25,6 +25,7 @@ from prefect.logging import get_run_logger
 
 from flows.alerts import alert_failed_run
 from flows.fetch_results import run_of_claim
+from flows.reports import NOTHING_TO_DO
 from ocrflow.clock import Clock
 from ocrflow.ledger import Lease
 from ocrflow.settings import OcrflowSettings
@@ -83,7 +84,7 @@ async def sharded_sweep(
     if survey.claimable == 0:
         message = f"no unfinished job free to lease ({len(survey.leases)} lease(s) held)"
         logger.info(message)
-        return states.Completed(message=message)
+        return states.Completed(message=message, name=NOTHING_TO_DO)
     count = max(1, min(shards, survey.claimable // min_shard_jobs))
     size = math.ceil(survey.claimable / count)
     watch = ShardWatch(shard_deployment, OcrflowSettings().claim_lease_s, max_takeovers, logger)

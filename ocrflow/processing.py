@@ -21,8 +21,6 @@ from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
 
 from ocrflow.decoding import decode_base64
 from ocrflow.errors import DecodeError
@@ -175,6 +173,11 @@ def process_pdf(data: bytes) -> Processed:
         raise DecodeError("result is not a PDF (no %PDF- header)")
     if b"%%EOF" not in data[-_PDF_TRAILER_WINDOW:]:
         raise DecodeError("PDF is truncated (no %%EOF at its end)")
+    # Loaded here, not with the module: pypdf takes 65 ms to import, which every command
+    # paid (the settings import this module), and only PDF results need it.
+    from pypdf import PdfReader  # noqa: PLC0415
+    from pypdf.errors import PyPdfError  # noqa: PLC0415
+
     try:
         with _quiet_pypdf():
             reader = PdfReader(io.BytesIO(data), strict=True)

@@ -1,5 +1,5 @@
 """``python -m ocrflow_cli`` is the ``ocrflow`` command."""
 
-from ocrflow_cli.main import main
+from ocrflow_cli.launch import main
 
 main()

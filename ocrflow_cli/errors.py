@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import httpx
 
-from ocrflow.client import OcrClient
-from ocrflow.errors import AuthError, OcrflowError
-from ocrflow.settings import ClientSettings
+if TYPE_CHECKING:
+    from ocrflow.settings import ClientSettings
 
 
 class UserError(Exception):
@@ -33,6 +33,8 @@ def check_credentials(settings: ClientSettings) -> None:
     """Ask the token endpoint once, before starting Prefect: credentials it refuses are one
     line now (and one failed attempt, where a run would have made several: the endpoint bans
     a client after more than 5). An endpoint that is down or failing is left to the run."""
+    from ocrflow.client import OcrClient  # noqa: PLC0415 - kept out of the launcher's imports
+    from ocrflow.errors import AuthError, OcrflowError  # noqa: PLC0415
 
     async def ask() -> None:
         async with OcrClient(settings) as client:

@@ -25,7 +25,12 @@ from pathlib import Path
 import httpx
 
 from ocrflow_cli.errors import UserError
-from ocrflow_cli.stackfile import port_free, running_stack, write_stack_file
+from ocrflow_cli.stackfile import (
+    join_running_stack,
+    port_free,
+    running_stack,
+    write_stack_file,
+)
 
 HOME = Path("var/local-server")  # from the project's folder, as `var/stack`
 PREFERRED_PORT = 4210  # beside the UI's 4200 (`make ui`, the stack); another when taken
@@ -61,10 +66,24 @@ class LocalServer:
         raise UserError(f"the local Prefect server did not answer within {STARTUP_S:.0f} s")
 
 
+_started_early: LocalServer | None = None
+
+
+def start_early() -> None:
+    """What a command that runs flows does first, before its imports (``ocrflow_cli.launch``):
+    join the running stack, else use (or start) the local server, so that it boots while the
+    command loads; the command's own call of :func:`use_local_server` then gets it."""
+    global _started_early  # noqa: PLW0603 - one per process, handed to the command
+    join_running_stack()
+    _started_early = use_local_server()
+
+
 def use_local_server(home: Path = HOME) -> LocalServer | None:
     """With no Prefect server named (PREFECT_API_URL) and none running (the stack's, or one
     kept from an earlier command), start one in the background; point this process at it.
     None when a server is named already, or the local server is turned off."""
+    if _started_early is not None:
+        return _started_early
     if os.environ.get("PREFECT_API_URL") or not wanted():
         return None
     home.mkdir(parents=True, exist_ok=True)
@@ -79,7 +98,7 @@ def use_local_server(home: Path = HOME) -> LocalServer | None:
 def _start(home: Path) -> LocalServer:
     """Spawn the server as Prefect spawns its temporary one (the API and the services runs
     need, no UI: `make ui` serves that), but on a port that stays, as a process that stays."""
-    port = PREFERRED_PORT if port_free(PREFERRED_PORT) else _any_free_port()
+    port = PREFERRED_PORT if port_free(PREFERRED_PORT) else any_free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(
@@ -87,6 +106,9 @@ def _start(home: Path) -> LocalServer:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT__SERVER_EPHEMERAL": "1",  # what Prefect's temporary server runs
             "PREFECT_UI_ENABLED": "0",
+            # No automations here (alerts are the stack's): their two services build a second
+            # API app in-process at start, CPU that a command's first run waited behind.
+            "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
         }
     )
     command = [
@@ -118,7 +140,7 @@ def _start(home: Path) -> LocalServer:
     return LocalServer(api_url, process)
 
 
-def _any_free_port() -> int:
+def any_free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]

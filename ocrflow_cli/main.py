@@ -38,6 +38,7 @@ from ocrflow_cli.stackfile import join_running_stack
 
 if TYPE_CHECKING:
     from ocrflow.ledger import JobRecord
+    from ocrflow_cli.runner import Runner
 
 app = typer.Typer(
     name="ocrflow",
@@ -88,22 +89,22 @@ def main() -> None:
     except SystemExit as exc:  # typer ends every command this way
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except UserError as exc:
-        _print_error(str(exc))
+        print_error(str(exc))
         code = 2
     except KeyboardInterrupt:  # before or after a run (a run itself ends on its own terms)
-        _print_error("interrupted")
+        print_error("interrupted")
         code = 130
     except Exception as exc:
         if os.environ.get("OCRFLOW_DEBUG") or "--verbose" in sys.argv:
             raise
-        _print_error(_explain(exc))
+        print_error(explain(exc))
         code = 1
         if isinstance(exc, httpx.TransportError):  # said already: the API is gone
             leave(code, None)
-    leave(code, _print_error)
+    leave(code, print_error)
 
 
-def _explain(exc: Exception) -> str:
+def explain(exc: Exception) -> str:
     """One actionable line for a failure nobody caught on purpose."""
     if isinstance(exc, httpx.TransportError):  # ours are wrapped: a raw one is Prefect's API
         api = os.environ.get("PREFECT_API_URL", "the Prefect API")
@@ -124,10 +125,12 @@ def _said_on_interrupt(message: str) -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def _print_error(message: str) -> None:
-    """One line on stderr: URL passwords masked, control characters escaped, no markup read."""
+def print_error(message: str, to: Console | None = None) -> None:
+    """One line on stderr (or ``to``): URL passwords masked, control characters escaped, no
+    markup read."""
     line = printable(mask_credentials(message), keep_newlines=False)
-    errors.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
+    shown = Text.assemble(("error:", "bold red"), " ", line)
+    (to or errors).print(shown, highlight=False, soft_wrap=True)
 
 
 def _settings() -> OcrflowSettings:
@@ -154,7 +157,7 @@ def _prepare_run(verbose: bool) -> OcrflowSettings:
     settings = _settings()
     server = _prefect_server()
     _require_ledger(settings)
-    _quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
+    quiet_prefect(verbose)  # before Prefect loads: it reads its settings once
     _ready(server)
     return _service_settings(settings)
 
@@ -229,7 +232,7 @@ def _require_ledger(settings: OcrflowSettings) -> None:
         raise UserError(str(exc)) from None
 
 
-def _quiet_prefect(verbose: bool) -> None:
+def quiet_prefect(verbose: bool) -> None:
     """Prefect logs every run at INFO to the console; the CLI shows its own summary instead."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Without PREFECT_API_URL, Prefect starts a local temporary server; its first start
@@ -240,10 +243,9 @@ def _quiet_prefect(verbose: bool) -> None:
     # a call and kept a finished command waiting for minutes (measured: 180 s against 34 s).
     os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "2")
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL", "WARNING")
-        # The terminal gets the command's own lines; Prefect's (task failures with their
-        # tracebacks among them) still reach the run's logs on the server, and --verbose.
+        # The terminal gets the command's own lines; Prefect's (INFO and up: the polls, the
+        # runs' summaries, task failures with their tracebacks) still reach the run's logs on
+        # the server, so the UI reads as it does for a deployed run, and --verbose shows them.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         # Its background services too (an event it could not send, once per event), and the
         # half-lines its log shipper writes when the API is gone (it honours this switch).
@@ -325,7 +327,7 @@ def submit(
             continue
         failed += 1
         if stopped_by is None or item.unrecorded_job_id:  # a stop's "not sent" is summed up
-            _print_error(f"{item.image}: {item.error}")
+            print_error(f"{item.image}: {item.error}")
     if stopped_by is not None:  # one line: what was sent, what was not, how to go on
         name = signal.Signals(stopped_by).name
         errors.print(
@@ -356,35 +358,79 @@ def recognize(
     The same input as `submit`; the jobs are settled as `fetch` settles them (resubmitted when
     they fail, their results stored in the ledger). Exit 1 when a job did not end stored.
     """
-    # Someone waits at the terminal: the first poll comes sooner than a sweep's (1 s), unless
-    # the setting says otherwise (the learned policy takes over once a class has history).
+    # Someone waits at the terminal: the first poll comes sooner than a sweep's (1 s), and
+    # once a class has history the learned polls are at most 0.25 s late instead of 2 s
+    # (a sweep's floor, which made a warm `recognize` 1-2 s slower), unless a setting says so.
     os.environ.setdefault("OCRFLOW_POLL_FIRST_DELAY_S", "0.25")
+    os.environ.setdefault("OCRFLOW_POLL_LAG_FLOOR_S", "0.25")
     specs = _job_specs(paths or [], region or [], regions or [], result_type, language)
+    runner = None if verbose else _background_runner()
+    if runner is not None:  # the run goes on in a process that has Prefect loaded already
+        left = (
+            "interrupted: the run goes on in ocrflow's background runner; `ocrflow results` "
+            "shows its jobs once stored"
+        )
+        with _said_on_interrupt(left), console.status(f"recognizing {len(specs)} image(s)…"):
+            answer = runner.recognize(specs, console.width, console.is_terminal)
+        sys.stdout.write(str(answer.get("stdout", "")))
+        sys.stderr.write(str(answer.get("stderr", "")))
+        raise typer.Exit(int(answer.get("exit_code", 1)))
     settings = _prepare_run(verbose)
+    left = "interrupted: the jobs sent so far are in the ledger; `ocrflow fetch` settles them"
+    with _said_on_interrupt(left), console.status(f"recognizing {len(specs)} image(s)…"):
+        code = asyncio.run(recognize_here(specs, settings, console, errors))
+    raise typer.Exit(code)
+
+
+async def recognize_here(
+    specs: list[JobSpec], settings: OcrflowSettings, out: Console, err: Console
+) -> int:
+    """`recognize`'s run and what it prints, in this process (the command's own, or the
+    background runner's); its exit code: 1 when a job did not end stored."""
     from flows.pipeline import PipelineSummary, ocr_pipeline, summary_of  # noqa: PLC0415
     from ocrflow_cli.output import results_table  # noqa: PLC0415
 
-    async def run() -> tuple[Any, PipelineSummary]:
-        await crash_orphans_quietly()
-        state = await labelled(ocr_pipeline)(specs, return_state=True)
-        return state, await summary_of(state, PipelineSummary)
-
-    left = "interrupted: the jobs sent so far are in the ledger; `ocrflow fetch` settles them"
-    with _said_on_interrupt(left), console.status(f"recognizing {len(specs)} image(s)…"):
-        state, summary = asyncio.run(run())
+    await crash_orphans_quietly()
+    state = await labelled(ocr_pipeline)(specs, return_state=True)
+    summary = await summary_of(state, PipelineSummary)
     stored = [r.final_job_id or r.job_id for r in summary.fetched.reports if r.outcome == "stored"]
     if stored:
-        found, _ = asyncio.run(_read_results(settings, stored))
-        console.print(results_table(found))
+        found, _ = await _read_results(settings, stored)
+        out.print(results_table(found))
     for submission in summary.submitted.submissions:
         if submission.error:
-            _print_error(f"{submission.image}: {submission.error}")
+            print_error(f"{submission.image}: {submission.error}", err)
     for report in summary.fetched.reports:
         if report.outcome != "stored":
-            _print_error(f"job {report.job_id} {report.outcome}: {report.message}")
+            print_error(f"job {report.job_id} {report.outcome}: {report.message}", err)
     if not state.is_completed():
-        errors.print(Text(printable(summary.headline())), highlight=False, soft_wrap=True)
-        raise typer.Exit(1)
+        err.print(Text(printable(summary.headline())), highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+def checked_settings() -> OcrflowSettings:
+    """The settings of a run about to start, checked (the ledger, the credentials, the
+    service), for the background runner: what `_prepare_run` checks, the server aside."""
+    settings = _settings()
+    _require_ledger(settings)
+    return _service_settings(settings)
+
+
+def _background_runner() -> Runner | None:
+    """The background runner for `recognize` when it would use the local server (started
+    now, with the server, when none is kept); None with the stack's or a named server."""
+    _settings()  # a bad setting is one line here, not an answer from the runner
+    server = _prefect_server()
+    if server is None:
+        return None
+    from ocrflow_cli.localserver import HOME  # noqa: PLC0415
+    from ocrflow_cli.runner import use_runner  # noqa: PLC0415
+
+    runner = use_runner(HOME)
+    _ready(server)
+    runner.ready()
+    return runner
 
 
 @app.command()
@@ -529,7 +575,7 @@ def demo(
     """The whole product offline: emulator + Prefect + SQLite on the shipped samples."""
     from ocrflow_cli.demo import run_demo  # noqa: PLC0415
 
-    _quiet_prefect(verbose)
+    quiet_prefect(verbose)
     left = (
         "interrupted: the demo's jobs submitted so far are in the ledger; "
         "`ocrflow fetch` settles them (the emulator that ran them is gone: they fail)"

@@ -293,7 +293,8 @@ def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str
         pids = stack.pids
     api_url = stack.api_url if stack is not None else read_stack_file(home or Path()).get("api_url")
     stopped = []
-    workers = sorted(name for name in pids if "worker" in name)
+    # Workers and the local server's runners first: what runs flows goes before the server.
+    workers = sorted(name for name in pids if "worker" in name or name.startswith("runner-"))
     for name in (*workers, "emulator", "server"):
         pid = pids.get(name)
         if pid is None:

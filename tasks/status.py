@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from typing import Any
 
@@ -19,6 +20,43 @@ from tasks.runtime import Runtime, current_runtime
 
 DEFAULT_RETRIES, DEFAULT_DELAYS = PollPolicy().retry_schedule()
 MAX_INLINE_RETRY_AFTER_S = 300.0
+_PREFECT_RETRY_LINE = "Task run failed with %s: %r - Retry %s/%s will start %s"
+
+
+class NotReadyIsNotAFailure(logging.Filter):
+    """Prefect logs every retry as ``Task run failed with exception: … - Retry 1/724``; for a
+    poll whose job is only not ready yet (the normal case, many times a job), the same record
+    says so instead: ``job … is Processing: not ready yet; look 2 of at most 725 in 0.25 s``.
+    Any other failure keeps Prefect's wording."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg == _PREFECT_RETRY_LINE and isinstance(args, tuple) and len(args) == 5:
+            _, error, retry, retries, when = args
+            if isinstance(error, JobNotReadyError) and isinstance(retry, int):
+                looks = retries + 1 if isinstance(retries, int) else retries  # the first, too
+                record.msg = "%s: not ready yet; look %s of at most %s %s"
+                record.args = (str(error), retry + 1, looks, _in(str(when)))
+        return True
+
+
+def _in(when: str) -> str:
+    """Prefect's ``0.25 second(s) from now`` as ``in 0.25 s``."""
+    seconds = when.removesuffix(" second(s) from now")
+    try:
+        return f"in {float(seconds):.2f} s"
+    except ValueError:  # "immediately", or a wording of a later Prefect
+        return when
+
+
+def quiet_not_ready_retries(logger: logging.Logger | None = None) -> None:
+    """Install :class:`NotReadyIsNotAFailure` on Prefect's task-run logger (once)."""
+    target = logger or logging.getLogger("prefect.task_runs")
+    if not any(isinstance(f, NotReadyIsNotAFailure) for f in target.filters):
+        target.addFilter(NotReadyIsNotAFailure())
+
+
+quiet_not_ready_retries()
 
 
 async def retry_when_worth_it(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:

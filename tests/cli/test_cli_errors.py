@@ -423,16 +423,24 @@ def test_commands_keep_one_local_prefect_server_visible_and_stoppable(tmp_path: 
             )
             assert second.returncode == 0, second.stderr
             assert "starting a local Prefect server" not in second.stderr  # the same one
+            # Both ran in the background runner started beside the server: its answer is
+            # what the command printed (the stored entries), and it is listed and stopped.
+            assert "5 stored result entries" in second.stdout
+            assert app.state.emulator.counts["submit_RecognizeRegions"] == 2
             shown = ocrflow("status", tmp_path=tmp_path, extra_env=env)
             assert "local Prefect server" in shown.stdout
-            pid = json.loads((tmp_path / "var" / "local-server" / "pids.json").read_text())[
-                "server"
-            ]
-            assert pid_alive(pid)
+            assert "runner-" in shown.stdout
+            pids = json.loads((tmp_path / "var" / "local-server" / "pids.json").read_text())
+            runners = [pid for name, pid in pids.items() if name.startswith("runner-")]
+            assert len(runners) == 1, pids  # one runner for the same settings and code
+            assert pid_alive(pids["server"])
+            assert pid_alive(runners[0])
         finally:
             stopped = ocrflow("stop", tmp_path=tmp_path, extra_env=env)
     assert "local server" in stopped.stdout
-    assert not pid_alive(pid)
+    assert "local runner-" in stopped.stdout
+    assert not pid_alive(pids["server"])
+    assert not pid_alive(runners[0])
     assert "nothing of ocrflow's" in ocrflow("status", tmp_path=tmp_path, extra_env=env).stdout
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,19 @@ async def test_error_with_resubmission_exhausted_fails_the_run(
         events = await wait_for_events(client, f"ocrflow.job.{bad}", "ocrflow.job.failed")
     by_key = {artifact.key: artifact for artifact in artifacts}
     table = by_key["ocrflow-fetch-outcomes"]
-    assert bad in str(table.data)
-    assert "failed" in str(table.data)
-    assert "## Failed jobs" in str(by_key["ocrflow-fetch-summary"].data)
+    rows: list[dict[str, Any]] = json.loads(str(table.data))  # a table's rows, as JSON
+    by_job = {row["job"]: row for row in rows}
+    # What a person looks for: the image, how it ended, what was read, why it failed.
+    stored = next(r for r in summary.reports if r.job_id == good)
+    assert stored.text.startswith(f"{sample('application-form').region_names()[0]}: ")
+    assert by_job[good]["image"] == "application-form.png"
+    assert (by_job[good]["outcome"], by_job[good]["text"]) == ("stored", stored.text)
+    assert by_job[bad]["image"] == "id-card.png"
+    assert by_job[bad]["outcome"] == "failed"
+    assert "limit is 1" in by_job[bad]["reason"]
+    markdown = str(by_key["ocrflow-fetch-summary"].data)
+    assert "## Failed jobs" in markdown
+    assert f"| application-form.png | `{good}` |" in markdown
     assert by_key["ocrflow-fetch-progress"].data == 100.0
     assert events[0].payload["resubmissions"] == 1
 
