@@ -14,10 +14,7 @@ and an event per job.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import socket
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -52,7 +49,7 @@ from ocrflow.errors import (
 )
 from ocrflow.ids import validate_job_id
 from ocrflow.interrupt import Interrupted, cancel_on_signals
-from ocrflow.leases import LeaseKeeper
+from ocrflow.leases import LeaseKeeper, claim_for_run
 from ocrflow.ledger import JobRecord, JobState, Lease
 from ocrflow.lifecycle import (
     Decision,
@@ -159,17 +156,6 @@ async def settle_jobs(
             f"{until:%H:%M:%S} UTC"
         )
     return summary
-
-
-def claim_for_run(run_id: str | None) -> str:
-    """The name a sweep's leases go by: its flow run first, so that a parent flow can tell
-    which of its shard runs stopped renewing, then where it runs."""
-    return f"{run_id or uuid.uuid4()}@{socket.gethostname()[:30]}:{os.getpid()}"
-
-
-def run_of_claim(claim: str) -> str:
-    """The flow run (or random id) a claim was made for."""
-    return claim.partition("@")[0]
 
 
 @asynccontextmanager

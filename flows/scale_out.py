@@ -24,9 +24,9 @@ from prefect.deployments.flow_runs import arun_deployment
 from prefect.logging import get_run_logger
 
 from flows.alerts import alert_failed_run
-from flows.fetch_results import run_of_claim
 from flows.reports import NOTHING_TO_DO
 from ocrflow.clock import Clock
+from ocrflow.leases import run_of_claim
 from ocrflow.ledger import Lease
 from ocrflow.settings import OcrflowSettings
 from tasks.leases import LeaseSurvey, survey_leases

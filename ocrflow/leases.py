@@ -1,13 +1,29 @@
-"""Keeping a sweep's lease on its jobs alive, from a thread of its own."""
+"""A sweep's lease on its jobs: the name its claims go by, and keeping it alive from a
+thread of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Callable
 from types import TracebackType
 
 from ocrflow.ledger import Fence, Ledger
+
+
+def claim_for_run(run_id: str | None) -> str:
+    """The name a sweep's leases go by: its flow run first, so that a parent flow can tell
+    which of its shard runs stopped renewing (and a clean-up which runs crashed), then where
+    it runs."""
+    return f"{run_id or uuid.uuid4()}@{socket.gethostname()[:30]}:{os.getpid()}"
+
+
+def run_of_claim(claim: str) -> str:
+    """The flow run (or random id) a claim was made for."""
+    return claim.partition("@")[0]
 
 
 class LeaseKeeper:

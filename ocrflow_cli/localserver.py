@@ -116,7 +116,7 @@ def _start(home: Path) -> LocalServer:
         "-m",
         "uvicorn",
         "--factory",
-        "prefect.server.api.server:create_app",
+        "ocrflow_cli.localserver_app:create_app",  # Prefect's, with a retry hint on 503
         "--host",
         "127.0.0.1",
         "--port",

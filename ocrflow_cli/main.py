@@ -618,11 +618,19 @@ async def _save_block(block: Any, name: str) -> None:
 def setup_alerts(
     webhook_url: Annotated[str, typer.Option(help="where alerts are POSTed (JSON)")],
 ) -> None:
-    """Create (or update) the webhook block and the automations: failed or crashed runs, the
-    service unreachable."""
+    """Create (or update) the webhook block and the alerts' automations.
+
+    Three automations: a failed run, a crashed run, the service unreachable for a while."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not webhook_url.startswith(("http://", "https://")):
         raise UserError(f"not an http(s) URL: {webhook_url}")
+    if not (os.environ.get("PREFECT_API_URL") or join_running_stack()):
+        # A temporary server would keep the automations nowhere; the local server of the
+        # commands runs without automation services (alerts are the stack's).
+        raise UserError(
+            "no Prefect server for the alerts: start the stack with `ocrflow serve "
+            "--webhook-url URL`, or set PREFECT_API_URL to a server of yours"
+        )
     from ocrflow_cli.server_setup import setup_alerts as create  # noqa: PLC0415
 
     created = asyncio.run(create(webhook_url))
@@ -746,7 +754,7 @@ def serve(
 def stop(
     home: Annotated[Path, typer.Option(help="the stack's folder")] = Path("var/stack"),
 ) -> None:
-    """Stop the stack started by `serve`, and the local Prefect server the commands keep."""
+    """Stop the stack started by `serve`, and the local Prefect server (and runners) kept."""
     from ocrflow_cli import localserver  # noqa: PLC0415
     from ocrflow_cli.stack import stop_stack  # noqa: PLC0415
 
@@ -759,12 +767,15 @@ def stop(
 def status(
     home: Annotated[Path, typer.Option(help="the stack's folder")] = Path("var/stack"),
 ) -> None:
-    """What of ocrflow runs in the background: the stack, the local Prefect server."""
+    """What runs in the background: the stack, the local Prefect server and its runners."""
     from ocrflow_cli import localserver  # noqa: PLC0415
     from ocrflow_cli.stackfile import alive_pids, read_stack_file  # noqa: PLC0415
 
     found = False
-    for title, folder in (("stack", home), ("local Prefect server", localserver.HOME)):
+    for title, folder in (
+        ("stack", home),
+        ("local Prefect server (and runners)", localserver.HOME),
+    ):
         alive = alive_pids(folder)
         if not alive:
             continue
@@ -772,12 +783,12 @@ def status(
         record = read_stack_file(folder)
         console.print(f"[bold]{title}[/bold] ({folder})")
         for name, pid in alive.items():
-            console.print(f"  {name:<18} pid {pid}")
+            console.print(f"  {name:<20} pid {pid}")
         if "api_url" in record:
-            console.print(f"  {'API':<18} {record['api_url']}")
+            console.print(f"  {'API':<20} {record['api_url']}")
         for key, label in (("OCRFLOW_LEDGER_URL", "ledger"), ("OCRFLOW_RESULTS_DIR", "results")):
             if key in record:
-                console.print(f"  {label:<18} {mask_credentials(record[key])}", highlight=False)
+                console.print(f"  {label:<20} {mask_credentials(record[key])}", highlight=False)
     if not found:
         console.print("nothing of ocrflow's runs in the background")
 

@@ -102,7 +102,7 @@ async def crash_orphans_quietly() -> None:
     way of the command's own work."""
     log = logging.getLogger(__name__)
     try:
-        crashed = await crash_orphaned_runs()
+        crashed = await crash_orphaned_runs(ledger_url=_ledger_url())
     except Exception as exc:
         log.debug("no clean-up of orphaned runs: %s", exc)
     else:
@@ -111,14 +111,20 @@ async def crash_orphans_quietly() -> None:
 
 
 async def crash_orphaned_runs(
-    *, worker_gone: bool = False, api_url: str | None = None, limit: int = 200
+    *,
+    worker_gone: bool = False,
+    api_url: str | None = None,
+    ledger_url: str | None = None,
+    limit: int = 200,
 ) -> list[str]:
     """Mark Crashed the unfinished runs whose process or worker is gone, then those of their
     subflow runs left unfinished; their names. ``api_url``: that server, not the
-    environment's."""
+    environment's. With ``ledger_url``, the jobs those runs had leased are given back, so the
+    next sweep settles them now rather than once the leases run out (their epoch still fences
+    off a run that would somehow go on)."""
     from prefect.client.orchestration import PrefectClient, get_client  # noqa: PLC0415
 
-    crashed: list[str] = []
+    crashed: dict[str, str] = {}
     async with PrefectClient(api_url) if api_url else get_client() as client:
         for _ in range(3):  # the runs, then their subflows (a pipeline's), bounded
             found = 0
@@ -126,11 +132,40 @@ async def crash_orphaned_runs(
                 why = orphan_reason(run, host=_host(), alive=pid_alive, worker_gone=worker_gone)
                 if why is not None:
                     await _crash(client, run.id, why)
-                    crashed.append(run.name)
+                    crashed[str(run.id)] = run.name
                     found += 1
             if not found:
                 break
-    return crashed
+    if crashed and ledger_url:
+        await release_leases_of(ledger_url, set(crashed))
+    return list(crashed.values())
+
+
+async def release_leases_of(ledger_url: str, run_ids: set[str]) -> int:
+    """Give back the jobs leased by the flow runs ``run_ids``; how many claims were given."""
+    from ocrflow.leases import run_of_claim  # noqa: PLC0415
+    from ocrflow.ledger import Ledger  # noqa: PLC0415
+
+    ledger = await Ledger.open(ledger_url)
+    try:
+        given = 0
+        for lease in await ledger.leases():
+            if run_of_claim(lease.claim) in run_ids:
+                await ledger.release_claim(lease.claim)
+                given += 1
+        return given
+    finally:
+        await ledger.close()
+
+
+def _ledger_url() -> str | None:
+    """The ledger of this command's settings (None when they do not read)."""
+    from ocrflow.settings import OcrflowSettings  # noqa: PLC0415
+
+    try:
+        return OcrflowSettings().ledger_url
+    except ValueError:  # a bad setting was said already, by the command
+        return None
 
 
 async def _crash(client: PrefectClient, run_id: UUID, why: str) -> None:

@@ -185,7 +185,11 @@ def start_stack(
         )
         _wait_http(f"{api_url}/health", startup_timeout_s, stack, "server")
         write_stack_file(stack.home, stack.api_url, stack.env)
-        stack.crashed = asyncio.run(crash_orphaned_runs(worker_gone=True, api_url=api_url))
+        stack.crashed = asyncio.run(
+            crash_orphaned_runs(
+                worker_gone=True, api_url=api_url, ledger_url=stack.env["OCRFLOW_LEDGER_URL"]
+            )
+        )
         kept = asyncio.run(read_sweep_schedules(api_url))
         emulator_secret: str | None = None
         if with_emulator:
@@ -291,7 +295,9 @@ def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str
         pids = recorded_pids(home)
     else:
         pids = stack.pids
-    api_url = stack.api_url if stack is not None else read_stack_file(home or Path()).get("api_url")
+    recorded = read_stack_file(home or Path()) if stack is None else {}
+    api_url = stack.api_url if stack is not None else recorded.get("api_url")
+    ledger_url = (stack.env if stack is not None else recorded).get("OCRFLOW_LEDGER_URL")
     stopped = []
     # Workers and the local server's runners first: what runs flows goes before the server.
     workers = sorted(name for name in pids if "worker" in name or name.startswith("runner-"))
@@ -300,7 +306,7 @@ def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str
         if pid is None:
             continue
         if name == "server" and api_url and _alive(pid):  # the workers are gone by now
-            _crash_orphans_before_stopping(api_url)
+            _crash_orphans_before_stopping(api_url, ledger_url)
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -317,10 +323,11 @@ def stop_stack(stack: Stack | None = None, home: Path | None = None) -> list[str
     return stopped
 
 
-def _crash_orphans_before_stopping(api_url: str) -> None:
-    """Runs the stopped workers left unfinished, marked Crashed while the server is up."""
+def _crash_orphans_before_stopping(api_url: str, ledger_url: str | None) -> None:
+    """Runs the stopped workers left unfinished, marked Crashed while the server is up (and
+    the jobs they leased given back)."""
     try:
-        asyncio.run(crash_orphaned_runs(worker_gone=True, api_url=api_url))
+        asyncio.run(crash_orphaned_runs(worker_gone=True, api_url=api_url, ledger_url=ledger_url))
     except Exception as exc:
         print(
             f"could not mark the stopped workers' runs crashed ({exc}); `serve` will",

@@ -301,6 +301,12 @@ def test_sweep_interval_without_a_server_says_where_to_point(tmp_path: Path) -> 
     assert_one_line_error(done, f"cannot reach the Prefect server at {api}")
 
 
+def test_setup_alerts_without_a_server_says_where_to_point(tmp_path: Path) -> None:
+    done = ocrflow("setup-alerts", "--webhook-url", "http://127.0.0.1:9/hook", tmp_path=tmp_path)
+    assert_one_line_error(done, "no Prefect server for the alerts: start the stack")
+    assert not (tmp_path / "var" / "local-server").exists()  # nothing started for nothing
+
+
 @pytest.mark.parametrize(
     ("credentials", "missing"),
     [

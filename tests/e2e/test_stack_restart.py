@@ -6,6 +6,7 @@ refused; `stop` leaves nothing running."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,10 +21,13 @@ from typing import Any
 import pytest
 
 from emulator.server import free_port
+from ocrflow.leases import claim_for_run, run_of_claim
+from ocrflow.ledger import JobState, Ledger
 from ocrflow_cli.errors import UserError
 from ocrflow_cli.orphans import pid_alive
 from ocrflow_cli.stack import PROJECT_DIR, Stack, start_stack, stop_stack
 from ocrflow_cli.stackfile import port_free
+from tests.ledger.test_ledger import REGIONS
 from tests.stack_api import api
 
 INTERVAL_S = 20
@@ -87,6 +91,35 @@ def sweep_handed_to_a_worker(stack: Stack) -> str:
     return run_id
 
 
+LEASED_JOB = "00000000-0000-4000-8000-0000000b0001"
+
+
+async def lease_a_job_to(ledger_url: str, run_id: str) -> None:
+    """A job in the stack's ledger leased by ``run_id`` for an hour, as its sweep would."""
+    ledger = await Ledger.open(ledger_url)
+    try:
+        await ledger.record_job(
+            LEASED_JOB, image_sha256=None, source=None, regions=REGIONS, settings={}
+        )
+        held, _ = await ledger.claim_jobs(claim_for_run(run_id), [LEASED_JOB], lease_s=3600)
+        assert held == [LEASED_JOB]
+    finally:
+        await ledger.close()
+
+
+async def leases_held_by(ledger_url: str, run_id: str) -> int:
+    """Jobs ``run_id`` still leases; the test's job is then ended, so no sweep looks at it."""
+    ledger = await Ledger.open(ledger_url)
+    try:
+        held = sum(
+            lease.jobs for lease in await ledger.leases() if run_of_claim(lease.claim) == run_id
+        )
+        await ledger.finish(LEASED_JOB, JobState.FAILED, error="a test's job, never submitted")
+        return held
+    finally:
+        await ledger.close()
+
+
 def run_state(stack: Stack, run_id: str) -> str:
     with api(stack) as http:
         state: str = http.get(f"/flow_runs/{run_id}").json()["state_type"]
@@ -139,12 +172,16 @@ def test_a_stack_stopped_mid_hand_over_restarts_with_its_sweep_unblocked(home: P
         start(home, port)
     assert all(pid_alive(pid) for pid in stack.pids.values())
 
-    # `stop` while a run is being handed over: the run is marked Crashed, its slot freed.
+    # `stop` while a run is being handed over: the run is marked Crashed, its slot freed,
+    # and the jobs it had leased given back at once (not when the lease runs out).
     kill_hard(stack, "worker")
     handed = sweep_handed_to_a_worker(stack)
+    ledger_url = stack.env["OCRFLOW_LEDGER_URL"]
+    asyncio.run(lease_a_job_to(ledger_url, handed))
     stop_stack(stack)
     assert not any(pid_alive(pid) for pid in stack.pids.values())
     assert port_free(port)
+    assert asyncio.run(leases_held_by(ledger_url, handed)) == 0
 
     stack = start(home, port)
     assert run_state(stack, handed) == "CRASHED"

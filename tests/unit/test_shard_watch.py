@@ -10,9 +10,9 @@ from uuid import UUID, uuid4
 
 from prefect.client.schemas.objects import State, StateType
 
-from flows.fetch_results import claim_for_run
 from flows.scale_out import Shard, ShardWatch
 from ocrflow.clock import Clock
+from ocrflow.leases import claim_for_run
 from ocrflow.ledger import Lease
 from tasks.leases import LeaseSurvey
 
