@@ -429,7 +429,20 @@ def _background_runner() -> Runner | None:
 
     runner = use_runner(HOME)
     _ready(server)
-    runner.ready()
+    if runner.started and server.process is None:  # the server was kept: say why this is slow
+        errors.print(
+            Text(
+                "starting a background runner for these settings (a changed setting or an "
+                "updated ocrflow gets one of its own; `ocrflow status` lists them)"
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
+    try:
+        runner.ready()
+    except UserError as exc:  # the run goes on here, as it would without a runner
+        print_error(f"{exc}; running in this process instead")
+        return None
     return runner
 
 

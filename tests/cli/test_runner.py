@@ -4,6 +4,8 @@ test_cli_errors.py::test_commands_keep_one_local_prefect_server_visible_and_stop
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -48,3 +50,21 @@ async def test_the_runner_answers_only_with_its_token_and_checks_its_input() -> 
         )
     assert bad.status_code == 400  # a job with no region is refused before anything runs
     assert "regions" in bad.text
+
+
+def test_a_runner_that_cannot_start_leaves_the_run_to_the_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ocrflow_cli import main, runner
+    from ocrflow_cli.localserver import LocalServer
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # its pid is gone once waited for
+    gone.wait()
+    dead = runner.Runner("runner-x", "http://127.0.0.1:9", "t", gone.pid, tmp_path / "x.log")
+    monkeypatch.setattr(main, "_prefect_server", lambda: LocalServer("http://127.0.0.1:9/api"))
+    monkeypatch.setattr(main, "_ready", lambda server: None)  # as if the server answered
+    monkeypatch.setattr(runner, "use_runner", lambda home: dead)
+    assert main._background_runner() is None  # recognize then runs in its own process
+    said = capsys.readouterr().err
+    assert "background runner exited while starting" in said
+    assert "running in this process instead" in said
