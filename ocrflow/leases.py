@@ -26,6 +26,17 @@ def run_of_claim(claim: str) -> str:
     return claim.partition("@")[0]
 
 
+async def release_runs(ledger: Ledger, run_ids: set[str]) -> int:
+    """Give back every job the flow runs ``run_ids`` lease (runs known to be dead, such as
+    runs marked Crashed); how many claims were given back."""
+    given = 0
+    for lease in await ledger.leases():
+        if run_of_claim(lease.claim) in run_ids:
+            await ledger.release_claim(lease.claim)
+            given += 1
+    return given
+
+
 class LeaseKeeper:
     """Renews ``claim``'s lease every third of ``lease_s`` until stopped, from its own thread,
     event loop and ledger connection; with ``fence``, also tells ``on_lost`` (from its thread)

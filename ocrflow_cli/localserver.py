@@ -13,22 +13,19 @@ so that both go on at once. `ocrflow status` shows it, `ocrflow stop` stops it;
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from ocrflow_cli.errors import UserError
 from ocrflow_cli.stackfile import (
     join_running_stack,
     port_free,
+    record_pid,
     running_stack,
+    wait_until_answering,
     write_stack_file,
 )
 
@@ -51,19 +48,15 @@ class LocalServer:
 
     def ready(self) -> str:
         """Wait until it answers (a bounded wait); its API URL."""
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise UserError(
-                    f"the local Prefect server exited while starting; see {HOME / 'server.log'}"
-                )
-            try:
-                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return self.api_url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise UserError(f"the local Prefect server did not answer within {STARTUP_S:.0f} s")
+        process = self.process
+        wait_until_answering(
+            f"{self.api_url}/health",
+            "the local Prefect server",
+            alive=lambda: process is None or process.poll() is None,
+            log=HOME / "server.log",
+            timeout_s=STARTUP_S,
+        )
+        return self.api_url
 
 
 _started_early: LocalServer | None = None
@@ -135,7 +128,7 @@ def _start(home: Path) -> LocalServer:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # outlives the command; stopped by `ocrflow stop`
         )
-    (home / "pids.json").write_text(json.dumps({"server": process.pid}))
+    record_pid(home, "server", process.pid)  # beside the runners still recorded
     write_stack_file(home, api_url, {})
     return LocalServer(api_url, process)
 

@@ -162,6 +162,15 @@ def _prepare_run(verbose: bool) -> OcrflowSettings:
     return _service_settings(settings)
 
 
+def _named_server(refusal: str) -> str:
+    """For commands that change a long-lived server's settings: PREFECT_API_URL's server, else
+    the running stack's; ``refusal`` (one line, exit 2) when there is neither."""
+    api = os.environ.get("PREFECT_API_URL") or join_running_stack()
+    if not api:
+        raise UserError(refusal)
+    return api
+
+
 def _prefect_server() -> LocalServer | None:
     """The Prefect server the command's runs go to: the stack's when it runs, PREFECT_API_URL's
     when set, else the local one kept in the background (started now when it is not up)."""
@@ -637,13 +646,12 @@ def setup_alerts(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not webhook_url.startswith(("http://", "https://")):
         raise UserError(f"not an http(s) URL: {webhook_url}")
-    if not (os.environ.get("PREFECT_API_URL") or join_running_stack()):
-        # A temporary server would keep the automations nowhere; the local server of the
-        # commands runs without automation services (alerts are the stack's).
-        raise UserError(
-            "no Prefect server for the alerts: start the stack with `ocrflow serve "
-            "--webhook-url URL`, or set PREFECT_API_URL to a server of yours"
-        )
+    # A temporary server would keep the automations nowhere; the local server of the
+    # commands runs without automation services (alerts are the stack's).
+    _named_server(
+        "no Prefect server for the alerts: start the stack with `ocrflow serve "
+        "--webhook-url URL`, or set PREFECT_API_URL to a server of yours"
+    )
     from ocrflow_cli.server_setup import setup_alerts as create  # noqa: PLC0415
 
     created = asyncio.run(create(webhook_url))
@@ -667,12 +675,11 @@ def sweep_interval(
 ) -> None:
     """Set how often the deployed sweep runs (replaces its schedule on the server)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    api = os.environ.get("PREFECT_API_URL") or join_running_stack()
-    if not api:  # a temporary server would hold no deployment: say where to point instead
-        raise UserError(
-            "no Prefect server to change: set PREFECT_API_URL to the stack's API "
-            "(`ocrflow serve` prints it, e.g. http://127.0.0.1:4200/api)"
-        )
+    # A temporary server would hold no deployment: say where to point instead.
+    api = _named_server(
+        "no Prefect server to change: set PREFECT_API_URL to the stack's API "
+        "(`ocrflow serve` prints it, e.g. http://127.0.0.1:4200/api)"
+    )
     import httpx  # noqa: PLC0415
     from prefect.exceptions import ObjectNotFound  # noqa: PLC0415
 

@@ -143,17 +143,12 @@ async def crash_orphaned_runs(
 
 async def release_leases_of(ledger_url: str, run_ids: set[str]) -> int:
     """Give back the jobs leased by the flow runs ``run_ids``; how many claims were given."""
-    from ocrflow.leases import run_of_claim  # noqa: PLC0415
+    from ocrflow.leases import release_runs  # noqa: PLC0415
     from ocrflow.ledger import Ledger  # noqa: PLC0415
 
     ledger = await Ledger.open(ledger_url)
     try:
-        given = 0
-        for lease in await ledger.leases():
-            if run_of_claim(lease.claim) in run_ids:
-                await ledger.release_claim(lease.claim)
-                given += 1
-        return given
+        return await release_runs(ledger, run_ids)
     finally:
         await ledger.close()
 

@@ -20,7 +20,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,14 @@ import httpx
 
 from ocrflow_cli.errors import UserError
 from ocrflow_cli.orphans import pid_alive
-from ocrflow_cli.stackfile import port_free, recorded_pids
+from ocrflow_cli.stackfile import (
+    port_free,
+    read_record,
+    record_pid,
+    recorded_pids,
+    wait_until_answering,
+    write_private_record,
+)
 
 if TYPE_CHECKING:
     from ocrflow.jobspec import JobSpec
@@ -67,23 +73,13 @@ class Runner:
 
     def ready(self) -> None:
         """Wait until it answers (a bounded wait)."""
-        deadline = time.monotonic() + STARTUP_S
-        while time.monotonic() < deadline:
-            if not pid_alive(self.pid):
-                raise UserError(
-                    f"ocrflow's background runner exited while starting; see {self.log}"
-                )
-            if self.answers():
-                return
-            time.sleep(0.05)
-        raise UserError(f"ocrflow's background runner did not answer within {STARTUP_S:.0f} s")
-
-    def answers(self) -> bool:
-        """Whether it answers now (no wait)."""
-        try:
-            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        wait_until_answering(
+            f"{self.url}/health",
+            "ocrflow's background runner",
+            alive=lambda: pid_alive(self.pid),
+            log=self.log,
+            timeout_s=STARTUP_S,
+        )
 
     def recognize(self, specs: list[JobSpec], width: int, color: bool) -> dict[str, Any]:
         """Run `recognize` there; what it printed (``stdout``, ``stderr``) and its exit code."""
@@ -120,10 +116,12 @@ def use_runner(home: Path) -> Runner:
     name = f"runner-{fingerprint()}"
     with (home / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two commands at once start one runner, not two
-        record = _read_record(home / f"{name}.json")
+        record = read_record(home / f"{name}.json")
+        url, token = record.get("url"), record.get("token")
         pid = recorded_pids(home).get(name)
-        if record and pid is not None and pid_alive(pid) and _is_runner(pid):
-            return Runner(name, record["url"], record["token"], pid, home / f"{name}.log")
+        kept = isinstance(url, str) and isinstance(token, str)
+        if kept and pid is not None and pid_alive(pid) and _is_runner(pid):
+            return Runner(name, str(url), str(token), pid, home / f"{name}.log")
         return _start(home, name)
 
 
@@ -133,14 +131,6 @@ def _is_runner(pid: int) -> bool:
         return b"ocrflow_cli.runner" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return not Path("/proc/self").exists()  # no /proc to ask: trust the record
-
-
-def _read_record(path: Path) -> dict[str, str]:
-    try:
-        found = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
 
 
 def _start(home: Path, name: str) -> Runner:
@@ -159,12 +149,8 @@ def _start(home: Path, name: str) -> Runner:
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # outlives the command; stopped by `ocrflow stop`
         )
-    record = home / f"{name}.json"
-    record.touch(mode=0o600)
-    record.chmod(0o600)
-    record.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "token": token}))
-    pids = recorded_pids(home)
-    (home / "pids.json").write_text(json.dumps({**pids, name: process.pid}))
+    write_private_record(home / f"{name}.json", {"url": f"http://127.0.0.1:{port}", "token": token})
+    record_pid(home, name, process.pid)
     return Runner(name, f"http://127.0.0.1:{port}", token, process.pid, log, started=True)
 
 
@@ -173,6 +159,7 @@ def serve() -> None:
     the Prefect server, then answer on 127.0.0.1 until stopped."""
     port = int(os.environ.pop("OCRFLOW_RUNNER_PORT"))
     token = os.environ.pop("OCRFLOW_RUNNER_TOKEN")
+    from ocrflow_cli.localserver import HOME  # noqa: PLC0415
     from ocrflow_cli.main import quiet_prefect  # noqa: PLC0415
 
     quiet_prefect(verbose=False)  # before Prefect loads: it reads its settings once
@@ -180,24 +167,18 @@ def serve() -> None:
 
     from ocrflow_cli.runner_app import create_runner_app  # noqa: PLC0415 - loads Prefect
 
-    _wait_for_prefect_server(os.environ["PREFECT_API_URL"])
+    wait_until_answering(  # its health, not its process: another command started it
+        f"{os.environ['PREFECT_API_URL']}/health",
+        "the Prefect server",
+        alive=lambda: True,
+        log=HOME / "server.log",
+        timeout_s=STARTUP_S,
+    )
     if not port_free(port):
         raise SystemExit(f"port {port} was taken meanwhile")
     uvicorn.run(
         create_runner_app(token), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
     )
-
-
-def _wait_for_prefect_server(api_url: str) -> None:
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"the Prefect server {api_url} did not answer within {STARTUP_S:.0f} s")
 
 
 if __name__ == "__main__":

@@ -11,45 +11,81 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import httpx
+
+from ocrflow_cli.errors import UserError
 from ocrflow_cli.orphans import pid_alive
 
 DEFAULT_HOME = Path("var/stack")  # `serve` and `stop` default to it, from the project's folder
 SHARED_SETTINGS = ("OCRFLOW_LEDGER_URL", "OCRFLOW_RESULTS_DIR")  # the stack's, for the CLI too
 
 
+def write_private_record(path: Path, record: Mapping[str, object]) -> None:
+    """Write ``record`` as JSON, readable by its owner only (URLs with passwords, tokens)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(json.dumps(record, indent=2))
+
+
+def read_record(path: Path) -> dict[str, object]:
+    """A JSON object written by :func:`write_private_record` or :func:`record_pid` (empty when
+    there is none, or it does not read)."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def write_stack_file(home: Path, api_url: str, env: Mapping[str, str]) -> None:
     """Record the stack's API, ledger and results folder in ``home`` (owner-only: the ledger's
     URL may hold a password)."""
-    path = home / "stack.json"
-    path.touch(mode=0o600)
-    path.chmod(0o600)
     shared = {name: env[name] for name in SHARED_SETTINGS if name in env}
-    path.write_text(json.dumps({"api_url": api_url, **shared}, indent=2))
+    write_private_record(home / "stack.json", {"api_url": api_url, **shared})
 
 
 def read_stack_file(home: Path) -> dict[str, str]:
     """What ``serve`` recorded of the stack in ``home`` (empty when nothing was)."""
-    try:
-        found = json.loads((home / "stack.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(found, dict):
-        return {}
-    return {k: v for k, v in found.items() if isinstance(v, str)}
+    return {k: v for k, v in read_record(home / "stack.json").items() if isinstance(v, str)}
 
 
 def recorded_pids(home: Path) -> dict[str, int]:
     """The processes ``serve`` (or the local server) recorded in ``home``, by name."""
-    try:
-        found = json.loads((home / "pids.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(found, dict):
-        return {}
+    found = read_record(home / "pids.json")
     return {name: pid for name, pid in found.items() if isinstance(pid, int)}
+
+
+def record_pid(home: Path, name: str, pid: int) -> None:
+    """Add (or replace) one process in ``home``'s record, keeping the others: the local
+    server and its runners start at different times, and each must stay stoppable."""
+    (home / "pids.json").write_text(json.dumps({**recorded_pids(home), name: pid}))
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now (no wait beyond a 2 s timeout)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_until_answering(
+    url: str, name: str, *, alive: Callable[[], bool], log: Path, timeout_s: float
+) -> None:
+    """Wait (bounded) until ``url`` answers 200; UserError, naming ``name`` and its ``log``,
+    when its process exits meanwhile or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not alive():
+            raise UserError(f"{name} exited while starting; see {log}")
+        if answers(url):
+            return
+        time.sleep(0.05)
+    raise UserError(f"{name} did not answer within {timeout_s:.0f} s")
 
 
 def alive_pids(home: Path) -> dict[str, int]:

@@ -410,23 +410,16 @@ def test_commands_keep_one_local_prefect_server_visible_and_stoppable(tmp_path: 
     )
     env = {"OCRFLOW_LOCAL_SERVER": "1", "PREFECT_HOME": str(tmp_path / "prefect")}
     with serve_in_thread(app) as url:
+
+        def recognize() -> subprocess.CompletedProcess[str]:
+            card = str(SAMPLES / "id-card.regions.json")
+            return ocrflow("recognize", card, tmp_path=tmp_path, base_url=url, extra_env=env)
+
         try:
-            first = ocrflow(
-                "recognize",
-                str(SAMPLES / "id-card.regions.json"),
-                tmp_path=tmp_path,
-                base_url=url,
-                extra_env=env,
-            )
+            first = recognize()
             assert first.returncode == 0, first.stderr
             assert "starting a local Prefect server" in first.stderr
-            second = ocrflow(
-                "recognize",
-                str(SAMPLES / "id-card.regions.json"),
-                tmp_path=tmp_path,
-                base_url=url,
-                extra_env=env,
-            )
+            second = recognize()
             assert second.returncode == 0, second.stderr
             assert "starting a local Prefect server" not in second.stderr  # the same one
             # Both ran in the background runner started beside the server: its answer is

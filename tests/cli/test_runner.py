@@ -68,3 +68,13 @@ def test_a_runner_that_cannot_start_leaves_the_run_to_the_command(
     said = capsys.readouterr().err
     assert "background runner exited while starting" in said
     assert "running in this process instead" in said
+
+
+def test_a_server_started_again_keeps_the_runners_recorded(tmp_path: Path) -> None:
+    """Else a runner outliving its server would vanish from `status` and `stop`."""
+    from ocrflow_cli.stackfile import record_pid, recorded_pids
+
+    record_pid(tmp_path, "server", 101)
+    record_pid(tmp_path, "runner-abc", 102)
+    record_pid(tmp_path, "server", 103)  # the server died and a command started another
+    assert recorded_pids(tmp_path) == {"server": 103, "runner-abc": 102}
