@@ -66,10 +66,10 @@ format: $(STAMP)  ## apply ruff's fixes and formatting
 check: lint test  ## everything CI runs
 
 emulator: $(STAMP)  ## serve the local Aspose.OCR Cloud emulator on 127.0.0.1:8080 (PORT=…)
-	$(BIN)/python -m emulator --host 127.0.0.1 --port $(or $(PORT),8080)
+	$(BIN)/python -m ocrflow.emulator --host 127.0.0.1 --port $(or $(PORT),8080)
 
 samples: $(STAMP)  ## redraw the sample documents in samples/
-	$(BIN)/python -m emulator.samples --out samples
+	$(BIN)/python -m ocrflow.emulator.samples --out samples
 
 bench-ocr: $(STAMP)  ## the emulator's OCR time per region and per page
 	$(BIN)/python -m bench.ocr_speed
@@ -103,7 +103,7 @@ lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproj
 	$(PYTHON) -m venv $(VENV).lock
 	$(VENV).lock/bin/python -m pip --disable-pip-version-check -q install '.[dev,emulator,scale]'
 	{ echo '# Pinned versions for a reproducible install: regenerate with `make lock`.'; \
-	  $(VENV).lock/bin/python -m pip freeze --exclude ocrflow; } > constraints.txt
+	  $(VENV).lock/bin/python -m pip freeze --all --exclude ocrflow --exclude pip; } > constraints.txt
 	rm -rf $(VENV).lock build
 
 clean:  ## remove the virtual environment, caches and var/ (ledger, results, Prefect's data)

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import httpx
 
-from emulator.server import free_port
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from ocrflow.emulator.server import free_port
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "id-card.regions.json"
@@ -76,7 +76,7 @@ def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, st
 
 
 def ocrflow(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ocrflow_cli", *args]
+    return [sys.executable, "-m", "ocrflow.cli", *args]
 
 
 def round_trip(env: dict[str, str], cwd: Path, one_command: bool) -> float:
@@ -114,7 +114,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OCRFLOW_", "PREFECT_"))}
     emulator = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "emulator", "--port", str(port)],
+        [sys.executable, "-m", "ocrflow.emulator", "--port", str(port)],
         env=clean,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -13,9 +13,9 @@ import statistics
 import time
 from pathlib import Path
 
-from emulator.engine import TesseractEngine
-from emulator.jobs import recognise
-from emulator.schemas import parse_recognize_body
+from ocrflow.emulator.engine import TesseractEngine
+from ocrflow.emulator.jobs import recognise
+from ocrflow.emulator.schemas import parse_recognize_body
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

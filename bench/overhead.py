@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 
 from bench.stack import flow_env, prefect_server, run_python
-from emulator.app import create_app
-from emulator.server import serve_in_thread
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings
 from ocrflow.client import OcrClient
+from ocrflow.emulator.app import create_app
+from ocrflow.emulator.server import serve_in_thread
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings
 from ocrflow.errors import TransportError
 from ocrflow.ledger import Ledger, NewResult
 from ocrflow.models import Rect, Region
@@ -36,7 +36,7 @@ CONCURRENCY = 8
 BATCH = OcrflowSettings.model_fields["batch"].default  # jobs per look, decode and store
 FLOW_SCRIPT = """
 import asyncio, json, sys, time
-from flows.fetch_results import fetch_results
+from ocrflow.flows.fetch_results import fetch_results
 ids = json.load(open(sys.argv[1]))
 started = time.perf_counter()
 state = asyncio.run(fetch_results(job_ids=ids, return_state=True))

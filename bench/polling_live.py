@@ -25,11 +25,11 @@ from typing import Any
 
 from bench.polling import Job, run_learned
 from bench.stack import flow_env, prefect_server, run_python
-from emulator.app import create_app
-from emulator.jobs import JobTiming
-from emulator.server import serve_in_thread
-from emulator.settings import EmulatorSettings
 from ocrflow.adaptive import AdaptivePollPolicy
+from ocrflow.emulator.app import create_app
+from ocrflow.emulator.jobs import JobTiming
+from ocrflow.emulator.server import serve_in_thread
+from ocrflow.emulator.settings import EmulatorSettings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "polling_live.json"
 IMAGE = b"simulated image"  # simulation mode reads no pixels
@@ -74,10 +74,10 @@ class Figures:
 async def _child(workload: Workload, scale: float) -> dict[str, list[str]]:
     from prefect import flow  # noqa: PLC0415 - the parent process does not need Prefect
 
-    from flows.fetch_results import settle_jobs  # noqa: PLC0415
+    from ocrflow.flows.fetch_results import settle_jobs  # noqa: PLC0415
     from ocrflow.models import Rect, Region  # noqa: PLC0415
-    from tasks.credentials import load_settings  # noqa: PLC0415
-    from tasks.runtime import Runtime, open_runtime  # noqa: PLC0415
+    from ocrflow.runtime import Runtime, open_runtime  # noqa: PLC0415
+    from ocrflow.tasks.credentials import load_settings  # noqa: PLC0415
 
     region = [Region(rect=Rect.from_xywh(0, 0, 200, 30))]
 

@@ -14,10 +14,10 @@ import time
 
 import httpx
 
-from emulator.app import create_app
-from emulator.server import serve_in_thread
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings
 from ocrflow.client import OcrClient
+from ocrflow.emulator.app import create_app
+from ocrflow.emulator.server import serve_in_thread
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings
 from ocrflow.models import Rect, Region
 from ocrflow.settings import ClientSettings
 

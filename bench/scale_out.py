@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from ocrflow_cli.stack import Stack
+from ocrflow.cli.stack import Stack
 from tests.reliability.helpers import seed
 from tests.services import scaled_stack
 from tests.stack_api import shard_runs, stack_settings, trigger, wait_for_run

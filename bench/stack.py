@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from emulator.server import free_port
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from ocrflow.emulator.server import free_port
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 # Bigger recorder batches keep a default (SQLite) server from falling behind on task runs.
 SERVER_TUNING = {

@@ -20,9 +20,9 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from prefect.settings import get_current_settings
 
-from flows.reports import JobReport
+from ocrflow.flows.reports import JobReport
 from ocrflow.redact import mask_credentials, printable
-from tasks.runtime import Runtime
+from ocrflow.runtime import Runtime
 
 RUN_FAILED = "ocrflow.run.failed"
 SERVICE_UNREACHABLE = "ocrflow.service.unreachable"

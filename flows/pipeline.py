@@ -16,10 +16,10 @@ from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 from pydantic import BaseModel
 
-from flows.alerts import alert_failed_run, job_lines
-from flows.fetch_results import fetch_results
-from flows.reports import FetchSummary
-from flows.submit_regions import SubmitSummary, submit_regions
+from ocrflow.flows.alerts import alert_failed_run, job_lines
+from ocrflow.flows.fetch_results import fetch_results
+from ocrflow.flows.reports import FetchSummary
+from ocrflow.flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.jobspec import JobSpec, load_regions_file
 
 _Summary = TypeVar("_Summary", bound=BaseModel)

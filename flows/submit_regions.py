@@ -18,10 +18,10 @@ from pydantic import BaseModel
 
 from ocrflow.interrupt import stop_on_signals
 from ocrflow.jobspec import JobSpec
+from ocrflow.runtime import open_runtime
 from ocrflow.submitting import PostedNotRecordedError
-from tasks.credentials import load_settings
-from tasks.runtime import open_runtime
-from tasks.submission import submit_job
+from ocrflow.tasks.credentials import load_settings
+from ocrflow.tasks.submission import submit_job
 
 
 class Submission(BaseModel):
@@ -66,7 +66,7 @@ async def submit_regions(jobs: list[JobSpec]) -> State[Any]:
         async def submit_one(spec: JobSpec) -> Submission:
             async with slots:
                 try:
-                    return Submission(image=str(spec.image), job_id=await submit_job(spec))
+                    return Submission(image=str(spec.image), job_id=await submit_job(spec, runtime))
                 except PostedNotRecordedError as exc:
                     return Submission(
                         image=str(spec.image), error=str(exc), unrecorded_job_id=exc.job_id

@@ -85,8 +85,13 @@ class AdaptivePollPolicy:
         budget = self.lag_budget(median_s)
         if attempt == 0 and age_s >= budget:
             return 0.0  # old enough to be done already: look at once
-        next_tick = (math.floor(age_s / budget + 1e-9) + 1) * budget
-        return min(next_tick - age_s, self.fallback.deadline_s - elapsed_s)
+        return min(until_next_tick(age_s, budget), self.fallback.deadline_s - elapsed_s)
+
+
+def until_next_tick(age_s: float, tick_s: float) -> float:
+    """From a job's age, the time to the next multiple of ``tick_s`` in its age (the learned
+    policy polls on those ticks, so a slow poll does not push the later ones back)."""
+    return (math.floor(age_s / tick_s + 1e-9) + 1) * tick_s - age_s
 
 
 def estimate_from_polls(submitted_at: float, polls: list[tuple[float, bool]]) -> float | None:

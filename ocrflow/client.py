@@ -1,10 +1,29 @@
 """The async client of RecognizeRegions: submit, get result, get status, cancel, wait.
 
-HTTP faults are retried here and nowhere else: connection failures and 5xx with capped,
-fully jittered backoff; 429 and 503 after their ``Retry-After``; a malformed body of a GET is
-fetched again. Each call makes at most ``max_attempts`` tries. A POST is only retried when it
-certainly did not reach the service (connection refused, 429, 503), so that a retry never
-creates a second job.
+Who retries what: one layer per fault.
+
+=====================================  ==========================================================
+fault                                  retried by
+=====================================  ==========================================================
+connect error, timeout, 5xx, a         this client, within the call: at most ``max_attempts``
+malformed 2xx body (GET)               tries, capped fully jittered backoff (``backoff_*_s``)
+429 / 503 with ``Retry-After``         this client, after the hint, when it is at most
+                                       ``max_retry_after_s``; a longer hint is raised at once
+401 on a fresh token (GET)             this client, once more with a newer token
+POST that may have reached the         nobody: a retry could create a second job (the ledger
+service (read timeout, 5xx)            keeps the intent; ``ocrflow.submitting``)
+job Pending / Processing               the poll: Prefect's retries of ``check-status`` in the
+                                       flows, :func:`ocrflow.poller.wait_until_completed` without
+                                       an orchestrator; both by the ``PollPolicy``, to its deadline
+a fault that outlasted this client     the same poll layer, as one more unanswered poll (a
+(the service away for longer)          ``Retry-After`` is the next wait's floor); no retry above it
+job Error / NotExist                   nobody retries: the flow resubmits the original image
+                                       (``ocrflow.lifecycle.after_failure``)
+the ledger's database away             ``ocrflow.dbretry.retry_transient``, around ledger writes
+=====================================  ==========================================================
+
+A POST is only retried when it certainly did not reach the service (connection refused, 429,
+503), so that a retry never creates a second job.
 """
 
 from __future__ import annotations

@@ -10,7 +10,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from ocrflow.errors import JobNotReadyError, JobTimeoutError, RateLimitedError
+from ocrflow.errors import (
+    JobNotReadyError,
+    JobTimeoutError,
+    OcrflowError,
+    RateLimitedError,
+    is_transient,
+)
 from ocrflow.models import OcrResponse
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
@@ -30,8 +36,10 @@ async def wait_until_completed(
     """Call ``fetch`` until the job is Completed and return that answer.
 
     Raises JobFailedError or JobNotFoundError as soon as the service says so, and
-    JobTimeoutError once the policy's deadline has passed. A RateLimitedError that escaped the
-    client's own retries is waited out here, using its ``Retry-After`` as the next delay.
+    JobTimeoutError once the policy's deadline has passed. A transient fault that outlasted the
+    client's own retries (``ocrflow.errors.is_transient``) counts as one more unanswered poll,
+    as a check-status task run's retry does; its ``Retry-After``, if any, is the next delay's
+    floor. Anything else is raised.
     """
     started = clock()
     attempt = 0
@@ -42,8 +50,11 @@ async def wait_until_completed(
             return require_completed(await fetch(), job_id)
         except JobNotReadyError:
             pass
-        except RateLimitedError as exc:
-            retry_after_s = exc.retry_after_s
+        except OcrflowError as exc:
+            if not is_transient(exc):
+                raise
+            if isinstance(exc, RateLimitedError):
+                retry_after_s = exc.retry_after_s
         elapsed_s = clock() - started
         delay = policy.next_delay(
             attempt, elapsed_s=elapsed_s, retry_after_s=retry_after_s, rand=rand()

@@ -11,6 +11,13 @@ Ledger writes are retried on transient database errors within ``ledger_retry_s``
 restart). Should step 4 still fail, the job id is in the error (:class:`PostedNotRecordedError`)
 and the submission stays ``sending``: a sweep reports it. A run killed anywhere leaves, at
 worst, a ``sending`` submission with its image: visible, never silent.
+
+Resubmitting a job's original (:func:`resubmit_recorded`) follows the same idea: mark the job
+``resubmitting`` (under the run's lease), send, then record the new job linked to the old one.
+The service answered with an error → the mark is taken back (no job was made, another try is
+safe). The answer never came → the mark stays: the image may have arrived, so no run sends it
+again, and the next sweep ends the job with that reason. At most one resubmission of a job is
+ever in flight.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ocrflow.dbretry import retry_transient
-from ocrflow.errors import ApiError, OcrflowError
+from ocrflow.errors import ApiError, OcrflowError, ResubmissionInFlightError
 from ocrflow.interrupt import stop_requested
-from ocrflow.ledger import Ledger, SubmissionRecord, SubmissionState
+from ocrflow.ledger import Fence, Ledger, SubmissionRecord, SubmissionState
 from ocrflow.models import RecognizeRegionsSettings, Region, to_wire
 from ocrflow.preflight import check_submission
 
@@ -118,6 +125,48 @@ async def submit_recorded(
             job_id=job_id,
         ) from exc
     return job_id
+
+
+async def resubmit_recorded(
+    ledger: Ledger,
+    send: Send,
+    job_id: str,
+    *,
+    reason: str,
+    fence: Fence | None,
+    polls: int,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> str:
+    """Send a job's original image again: mark, send, record (see the module's notes); the new
+    job's id. ``fence``: the run's lease tokens (the new job joins the lease); ``polls``: the
+    old job's polls in this run, written with it."""
+    record = await ledger.get_job(job_id)
+    if record is None or record.image_sha256 is None:
+        raise LookupError(f"job {job_id} has no original image in the ledger")
+    image = await ledger.load_image(record.image_sha256)
+    if image is None:
+        raise LookupError(f"the original image of job {job_id} is missing from the ledger")
+    regions = [Region.model_validate(region) for region in record.regions]
+    settings = RecognizeRegionsSettings.model_validate(record.settings)
+    if not await ledger.begin_resubmission(job_id, fence):
+        raise ResubmissionInFlightError(
+            f"job {job_id} is being resubmitted by another run (or was, when a run stopped), "
+            "or another run has taken over its lease"
+        )
+    sent_at = now()
+    try:
+        new_id = await send(image, regions, settings)
+    except ApiError:
+        # The service answered, so it did not take the job: another try is safe.
+        await ledger.abandon_resubmission(job_id)
+        raise
+    # A transport failure leaves the mark: the image may have arrived, and is not sent again.
+    await ledger.record_resubmission(
+        job_id, new_id, reason=reason, polls=polls, image_bytes=len(image), submitted_at=sent_at
+    )
+    if fence is not None and job_id in fence.epochs:  # the new job: under the same lease
+        fence.epochs[new_id] = fence.epochs[job_id]
+    return new_id
 
 
 async def _close(

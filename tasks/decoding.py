@@ -9,8 +9,10 @@ from prefect import task
 
 from ocrflow.models import OcrResponse
 from ocrflow.processing import DecodedEntry, decode_response
-from tasks.options import NOT_CACHED
-from tasks.runtime import current_runtime
+from ocrflow.settings import OcrflowSettings
+from ocrflow.tasks.options import NOT_CACHED
+
+DEFAULT_MAX_RESULT_BYTES: int = OcrflowSettings.model_fields["max_result_bytes"].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +29,12 @@ class CompletedAnswer:
     **NOT_CACHED,
 )
 async def decode_results(
-    label: str, answers: dict[str, CompletedAnswer]
+    label: str, answers: dict[str, CompletedAnswer], max_bytes: int = DEFAULT_MAX_RESULT_BYTES
 ) -> dict[str, list[DecodedEntry]]:
-    """Decode every entry of each completed answer; a bad entry carries its error, alone."""
-    max_bytes = current_runtime().settings.max_result_bytes
+    """Decode every entry of each completed answer; a bad entry carries its error, alone.
+
+    ``max_bytes``: the largest decoded entry accepted (``OCRFLOW_MAX_RESULT_BYTES``).
+    """
 
     def decode_all() -> dict[str, list[DecodedEntry]]:
         return {

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from prefect import task
 
 from ocrflow.ledger import Lease, Ledger
-from ocrflow.settings import OcrflowSettings
-from tasks.options import NOT_CACHED
+from ocrflow.tasks.credentials import load_settings
+from ocrflow.tasks.options import NOT_CACHED
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,5 @@ class LeaseSurvey:
 @task(name="survey-leases", **NOT_CACHED)
 async def survey_leases() -> LeaseSurvey:
     """Read the ledger named by the settings (its URL may hold a password: never a parameter)."""
-    ledger = await Ledger.open(OcrflowSettings().ledger_url)
-    try:
+    async with Ledger.connect((await load_settings()).ledger_url) as ledger:
         return LeaseSurvey(await ledger.claimable_count(), await ledger.leases())
-    finally:
-        await ledger.close()

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from prefect import task
 
 from ocrflow.processing import DecodedEntry, ProcessedEntry, ResultKind, process_decoded
-from tasks.options import NOT_CACHED
+from ocrflow.tasks.options import NOT_CACHED
 
 ProcessTask = Callable[
     [str, dict[str, list[DecodedEntry]]], Awaitable[dict[str, list[ProcessedEntry]]]

@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prefect import Task, task
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.logging import get_run_logger
 
+from ocrflow.adaptive import until_next_tick
 from ocrflow.errors import JobNotReadyError, OcrflowError, RateLimitedError, is_transient
 from ocrflow.models import OcrResponse, TaskStatus
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
-from tasks.options import NOT_CACHED
-from tasks.runtime import Runtime, current_runtime
+from ocrflow.runtime import Runtime
+from ocrflow.tasks.credentials import given_or_own
+from ocrflow.tasks.options import NOT_CACHED
 
 DEFAULT_RETRIES, DEFAULT_DELAYS = PollPolicy().retry_schedule()
 MAX_INLINE_RETRY_AFTER_S = 300.0
@@ -58,9 +61,13 @@ def quiet_not_ready_retries(logger: logging.Logger | None = None) -> None:
 
 quiet_not_ready_retries()
 
+PollJob = Callable[[str], Awaitable[OcrResponse]]  # a job id → its Completed answer
+
 
 async def retry_when_worth_it(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry a job that is not ready yet, or a transient fault; stop on anything else."""
+    """Poll again when the job is not ready yet, or when a transient fault outlasted the
+    client's own retries (the poll layer of :mod:`ocrflow.client`'s table); stop on anything
+    else."""
     try:
         await state.aresult()  # re-raises the task's exception
     except JobNotReadyError:
@@ -82,7 +89,11 @@ async def retry_when_worth_it(task: Task[Any, Any], task_run: TaskRun, state: St
     **NOT_CACHED,  # a Pending answer must never come from a cache
 )
 async def check_status(
-    job_id: str, tick_s: float | None = None, submitted_at: float | None = None
+    job_id: str,
+    runtime: Runtime | None = None,
+    *,
+    tick_s: float | None = None,
+    submitted_at: float | None = None,
 ) -> OcrResponse:
     """GET RecognizeRegions?id=: the Completed answer; raise while it is Pending/Processing.
 
@@ -90,17 +101,18 @@ async def check_status(
     decides whether to resubmit. One task run per job, however many polls it takes. With
     ``tick_s`` (the learned policy), each poll after the first waits for the next multiple of
     ``tick_s`` in the job's age (from ``submitted_at``, epoch seconds), so the time a poll
-    takes does not push the later ones back.
+    takes does not push the later ones back. ``runtime``: the run's client and poll counts;
+    without one, each poll opens a client from the credentials (fine for a few jobs).
     """
-    runtime = current_runtime()
-    if tick_s is not None and submitted_at is not None:
-        await _wait_for_tick(runtime, job_id, tick_s, submitted_at)
-    try:
-        response = await _get(runtime, job_id)
-    except RateLimitedError as exc:
-        # Prefect's retry delays are fixed; a longer server hint is honoured here first.
-        await runtime.clock.sleep(min(exc.retry_after_s or 0.0, MAX_INLINE_RETRY_AFTER_S))
-        raise
+    async with given_or_own(runtime, ledger=False) as run:
+        if tick_s is not None and submitted_at is not None:
+            await _wait_for_tick(run, job_id, tick_s, submitted_at)
+        try:
+            response = await _get(run, job_id)
+        except RateLimitedError as exc:
+            # Prefect's retry delays are fixed; a longer server hint is honoured here first.
+            await run.clock.sleep(min(exc.retry_after_s or 0.0, MAX_INLINE_RETRY_AFTER_S))
+            raise
     try:
         return require_completed(response, job_id)
     except JobNotReadyError as exc:
@@ -113,21 +125,23 @@ async def check_status(
     task_run_name="first-look-{label}",
     **NOT_CACHED,
 )
-async def first_look(label: str, job_ids: list[str]) -> dict[str, OcrResponse | Exception]:
+async def first_look(
+    label: str, job_ids: list[str], runtime: Runtime | None = None
+) -> dict[str, OcrResponse | Exception]:
     """One GET of each job of a batch, side by side: its answer, or why there is none.
 
     Jobs already done (most of a sweep's) are settled from this one call each, without a task
     run of their own; the flow polls the others with ``check_status``.
     """
-    runtime = current_runtime()
+    async with given_or_own(runtime, ledger=False) as run:
 
-    async def look(job_id: str) -> OcrResponse | Exception:
-        try:
-            return await _get(runtime, job_id)
-        except Exception as exc:  # the flow decides per job: poll again, resubmit or report
-            return exc
+        async def look(job_id: str) -> OcrResponse | Exception:
+            try:
+                return await _get(run, job_id)
+            except Exception as exc:  # the flow decides per job: poll again, resubmit or report
+                return exc
 
-    answers = await asyncio.gather(*(look(job_id) for job_id in job_ids))
+        answers = await asyncio.gather(*(look(job_id) for job_id in job_ids))
     return dict(zip(job_ids, answers, strict=True))
 
 
@@ -142,15 +156,17 @@ async def _get(runtime: Runtime, job_id: str) -> OcrResponse:
 
 
 async def _wait_for_tick(runtime: Runtime, job_id: str, tick_s: float, submitted_at: float) -> None:
+    """Wait for the tick after the job's last poll (the learned policy's schedule)."""
     polls = runtime.poll_log.get(job_id)
     if not polls:
         return  # the caller waited for the first poll's tick
-    last_age = polls[-1][0] - submitted_at
-    due_at = submitted_at + (math.floor(last_age / tick_s + 1e-9) + 1) * tick_s
+    due_at = polls[-1][0] + until_next_tick(polls[-1][0] - submitted_at, tick_s)
     await runtime.clock.sleep(due_at - runtime.clock.now().timestamp())
 
 
-def check_on_ticks(tick_s: float, deadline_s: float, submitted_at: float) -> Any:
+def check_on_ticks(
+    runtime: Runtime, tick_s: float, deadline_s: float, submitted_at: float
+) -> PollJob:
     """The status check polling on the multiples of ``tick_s`` (the learned policy's lag
     budget) in the job's age; the waits happen in the task, so Prefect retries at once."""
     check = check_status.with_options(
@@ -160,12 +176,12 @@ def check_on_ticks(tick_s: float, deadline_s: float, submitted_at: float) -> Any
     )
 
     async def poll(job_id: str) -> OcrResponse:
-        return await check(job_id, tick_s=tick_s, submitted_at=submitted_at)
+        return await check(job_id, runtime, tick_s=tick_s, submitted_at=submitted_at)
 
     return poll
 
 
-def configured_check_status(policy: PollPolicy, polls_done: int = 0) -> Any:
+def configured_check_status(runtime: Runtime, policy: PollPolicy, polls_done: int = 0) -> PollJob:
     """The status check with the retry schedule of ``policy`` (its deadline bounds the polls).
 
     ``polls_done``: polls the job had before (a first look), so the schedule goes on from there.
@@ -174,8 +190,13 @@ def configured_check_status(policy: PollPolicy, polls_done: int = 0) -> Any:
     if polls_done:
         retries = max(retries - polls_done, 0)
         delays = delays[polls_done:] or delays[-1:]
-    return check_status.with_options(
+    check = check_status.with_options(
         retries=retries,
         retry_delay_seconds=delays,
         retry_jitter_factor=policy.jitter,
     )
+
+    async def poll(job_id: str) -> OcrResponse:
+        return await check(job_id, runtime)
+
+    return poll

@@ -1,50 +1,18 @@
-"""Storing: results into the ledger (once per job), payloads to files, final job states."""
+"""Storing: a batch of settled jobs into the ledger (once per job), final job states."""
 
 from __future__ import annotations
-
-import asyncio
-from dataclasses import dataclass, field
 
 from prefect import task
 from prefect.logging import get_run_logger
 
-from ocrflow.adaptive import estimate_from_polls, job_class
-from ocrflow.completeness import JobRequest, assess
-from ocrflow.dbretry import (
-    describe_ledger_error,
-    end_of_run_budget,
-    is_transient_db_error,
-    retry_transient,
-)
-from ocrflow.ledger import JobRecord, JobResults, JobState, NewResult, Written
-from ocrflow.processing import ProcessedEntry, ResultKind
-from ocrflow.redact import mask_credentials
-from ocrflow.storage import write_payload
-from tasks.options import NOT_CACHED
-from tasks.runtime import current_runtime
+from ocrflow.dbretry import end_of_run_budget, retry_transient
+from ocrflow.ledger import JobState
+from ocrflow.runtime import Runtime
+from ocrflow.storing import Stored, StoreRequest, store_batch
+from ocrflow.tasks.credentials import given_or_own
+from ocrflow.tasks.options import NOT_CACHED
 
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What storing a job did."""
-
-    written: bool  # False when the job had been stored before: nothing was written again
-    entries: int
-    failed_entries: int
-    error: str | None = None  # the job could not be stored (it stays unfinished for a rerun)
-    incomplete: str | None = None  # the answer lacks entries or has unreadable ones: not stored
-    fenced: bool = False  # another run holds the job's lease now: nothing written here
-
-
-@dataclass(frozen=True, slots=True)
-class StoreRequest:
-    """One job's processed entries, its region names, and its ledger record when it has one."""
-
-    job_id: str
-    entries: list[ProcessedEntry]
-    region_names: list[str | None]
-    submitted: JobRecord | None = None  # the record this job was submitted as: its polls count
-    request: JobRequest = field(default_factory=JobRequest.unknown)  # what a complete answer holds
+__all__ = ["StoreRequest", "Stored", "record_error", "record_outcome", "store_results"]
 
 
 @task(
@@ -52,97 +20,12 @@ class StoreRequest:
     task_run_name="store-{label}",
     **NOT_CACHED,
 )
-async def store_results(label: str, requests: list[StoreRequest]) -> dict[str, Stored]:
-    """Store each complete job: payload files first, then every job's entries and stored state.
-
-    A job whose answer is incomplete (:func:`ocrflow.completeness.assess`) is not stored: its
-    answer says why, and the flow fetches it again. The whole batch goes in one transaction;
-    should that fail, each job is tried alone, so one job that cannot be stored does not stop
-    the others (its error is in its answer).
-    """
-    runtime = current_runtime()
-    prepared: dict[str, JobResults] = {}
-    stored: dict[str, Stored] = {}
-    for request in requests:
-        verdict = assess(request.entries, request.request, request.region_names)
-        if not verdict.complete:
-            stored[request.job_id] = Stored(
-                False, len(request.entries), 0, incomplete=verdict.reason()
-            )
-            continue
-        try:
-            prepared[request.job_id] = await _prepare(request)
-        except Exception as exc:  # its payload could not be written: the job stays unfinished
-            why = mask_credentials(f"{type(exc).__name__}: {exc}")
-            stored[request.job_id] = _not_stored(request.job_id, f"payload not written: {why}")
-    fence, ledger = runtime.fence, runtime.ledger
-    try:  # a database restarting is waited out; the batch is one transaction, safe to redo
-        written = await retry_transient(
-            lambda: ledger.store_many(list(prepared.values()), fence),
-            budget_s=runtime.settings.ledger_retry_s,
-        )
-    except Exception as exc:
-        written = {}
-        if is_transient_db_error(exc):  # the ledger is away: each job alone would fail alike
-            for job_id in prepared:
-                stored[job_id] = _not_stored(job_id, describe_ledger_error(exc))
-            prepared = {}
-        else:
-            get_run_logger().warning(
-                "storing %s at once failed (%s); one job at a time", label, exc
-            )
-        for job_id, job in prepared.items():
-            try:
-                written |= await ledger.store_many([job], fence)
-            except Exception as one_exc:  # stays unfinished in the ledger: the next sweep retries
-                stored[job_id] = _not_stored(job_id, describe_ledger_error(one_exc))
-    for job_id, job in prepared.items():
-        if job_id in written:
-            failed = sum(1 for row in job.results if row.error)
-            done = written[job_id]
-            stored[job_id] = Stored(
-                done is Written.NOW, len(job.results), failed, fenced=done is Written.FENCED
-            )
-    return stored
-
-
-def _not_stored(job_id: str, why: str) -> Stored:
-    get_run_logger().error("could not store job %s: %s", job_id, why)
-    return Stored(False, 0, 0, error=why)
-
-
-async def _prepare(request: StoreRequest) -> JobResults:
-    """A job's rows, its payload files written, its polls counted; with its ledger record, its
-    processing time is estimated from its polls and learned for the jobs of its class."""
-    runtime = current_runtime()
-    job_id, submitted, region_names = request.job_id, request.submitted, request.region_names
-    processing_s = None
-    polls = runtime.poll_log.pop(job_id, [])
-    if submitted is not None:
-        processing_s = estimate_from_polls(submitted.created_at.timestamp(), polls)
-        if processing_s is not None:
-            key = job_class(submitted.image_bytes or 0, len(submitted.regions))
-            runtime.model.observe(key, processing_s)
-    rows = []
-    for entry in request.entries:
-        path = None
-        if entry.payload is not None and entry.kind in (ResultKind.PDF, ResultKind.OTHER):
-            file = await asyncio.to_thread(
-                write_payload,
-                runtime.results_dir,
-                job_id,
-                entry.index,
-                entry.kind.value,
-                entry.payload,
-            )
-            path = str(file)
-        name = (
-            region_names[entry.region]
-            if entry.region is not None and entry.region < len(region_names)
-            else None
-        )
-        rows.append(NewResult.from_entry(entry, region_name=name, file_path=path))
-    return JobResults(job_id, rows, runtime.polls.pop(job_id, 0), processing_s)
+async def store_results(
+    label: str, requests: list[StoreRequest], runtime: Runtime | None = None
+) -> dict[str, Stored]:
+    """Store each complete job of the batch, once (:func:`ocrflow.storing.store_batch`)."""
+    async with given_or_own(runtime) as run:
+        return await store_batch(run, label, requests, get_run_logger())
 
 
 @task(
@@ -157,18 +40,19 @@ async def record_outcome(
     error: str | None,
     last_status: str | None = None,
     replaced_by: str | None = None,
+    runtime: Runtime | None = None,
 ) -> bool:
     """Move a job to a final state in the ledger; False when it was final already."""
-    runtime = current_runtime()
-    return await runtime.ledger.finish(
-        job_id,
-        state,
-        last_status=last_status,
-        error=error,
-        polls=runtime.polls.pop(job_id, 0),
-        replaced_by=replaced_by,
-        fence=runtime.fence,
-    )
+    async with given_or_own(runtime) as run:
+        return await run.ledger.finish(
+            job_id,
+            state,
+            last_status=last_status,
+            error=error,
+            polls=run.polls.pop(job_id, 0),
+            replaced_by=replaced_by,
+            fence=run.fence,
+        )
 
 
 @task(
@@ -176,12 +60,12 @@ async def record_outcome(
     task_run_name="record-error-{job_id}",
     **NOT_CACHED,
 )
-async def record_error(job_id: str, error: str) -> None:
+async def record_error(job_id: str, error: str, runtime: Runtime | None = None) -> None:
     """Keep why an unfinished job could not be settled in this run (it stays unfinished)."""
-    runtime = current_runtime()
-    polls = runtime.polls.pop(job_id, 0)
-    # A ledger that stumbled (the reason this job could not be stored, often) may be back.
-    await retry_transient(
-        lambda: runtime.ledger.note_error(job_id, error, polls=polls),
-        budget_s=end_of_run_budget(runtime.settings.ledger_retry_s),
-    )
+    async with given_or_own(runtime) as run:
+        polls = run.polls.pop(job_id, 0)
+        # A ledger that stumbled (the reason this job could not be stored, often) may be back.
+        await retry_transient(
+            lambda: run.ledger.note_error(job_id, error, polls=polls),
+            budget_s=end_of_run_budget(run.settings.ledger_retry_s),
+        )

@@ -8,19 +8,22 @@ from dataclasses import replace
 from prefect import task
 from prefect.logging import get_run_logger
 
-from ocrflow.errors import ApiError, ResubmissionInFlightError
 from ocrflow.jobspec import JobSpec
 from ocrflow.ledger import SubmissionRecord, SubmissionState
-from ocrflow.models import RecognizeRegionsSettings, Region
-from ocrflow.submitting import Submission, interrupted, submit_recorded
-from tasks.options import NOT_CACHED
-from tasks.runtime import current_runtime
+from ocrflow.runtime import Runtime
+from ocrflow.submitting import Submission, interrupted, resubmit_recorded, submit_recorded
+from ocrflow.tasks.credentials import given_or_own
+from ocrflow.tasks.options import NOT_CACHED
 
 
 @task(name="submit-job", **NOT_CACHED)
-async def submit_job(spec: JobSpec) -> str:
+async def submit_job(spec: JobSpec, runtime: Runtime | None = None) -> str:
     """Check the image, write the intent, send it, record the new job (ocrflow.submitting)."""
-    runtime = current_runtime()
+    async with given_or_own(runtime) as run:
+        return await _submit(run, spec)
+
+
+async def _submit(runtime: Runtime, spec: JobSpec) -> str:
     image = await asyncio.to_thread(_read_image, spec, runtime.settings.max_image_bytes)
     submission = Submission(
         image=image,
@@ -45,40 +48,22 @@ async def submit_job(spec: JobSpec) -> str:
     task_run_name="resubmit-{job_id}",
     **NOT_CACHED,
 )
-async def resubmit_job(job_id: str, reason: str) -> str:
+async def resubmit_job(job_id: str, reason: str, runtime: Runtime | None = None) -> str:
     """Send a job's original image again; the new job is linked to the old one."""
-    runtime = current_runtime()
-    record = await runtime.ledger.get_job(job_id)
-    if record is None or record.image_sha256 is None:
-        raise LookupError(f"job {job_id} has no original image in the ledger")
-    image = await runtime.ledger.load_image(record.image_sha256)
-    if image is None:
-        raise LookupError(f"the original image of job {job_id} is missing from the ledger")
-    regions = [Region.model_validate(region) for region in record.regions]
-    settings = RecognizeRegionsSettings.model_validate(record.settings)
-    if not await runtime.ledger.begin_resubmission(job_id, runtime.fence):
-        raise ResubmissionInFlightError(
-            f"job {job_id} is being resubmitted by another run (or was, when a run stopped), "
-            "or another run has taken over its lease"
-        )
-    sent_at = runtime.clock.now()
-    try:
-        new_id = await runtime.client.submit_regions(image, regions, settings)
-    except ApiError:
-        # The service answered, so it did not take the job: another try is safe.
-        await runtime.ledger.abandon_resubmission(job_id)
-        raise
-    # A transport failure leaves the mark: the image may have arrived, and is not sent again.
-    await runtime.ledger.record_resubmission(
+    async with given_or_own(runtime) as run:
+        return await _resubmit(run, job_id, reason)
+
+
+async def _resubmit(runtime: Runtime, job_id: str, reason: str) -> str:
+    new_id = await resubmit_recorded(
+        runtime.ledger,
+        runtime.client.submit_regions,
         job_id,
-        new_id,
         reason=reason,
+        fence=runtime.fence,
         polls=runtime.polls.pop(job_id, 0),
-        image_bytes=len(image),
-        submitted_at=sent_at,
+        now=runtime.clock.now,
     )
-    if runtime.fence is not None and job_id in runtime.fence.epochs:  # the new job: same lease
-        runtime.fence.epochs[new_id] = runtime.fence.epochs[job_id]
     get_run_logger().info("job %s resubmitted as %s (%s)", job_id, new_id, reason)
     return new_id
 
@@ -94,10 +79,14 @@ def _read_image(spec: JobSpec, max_bytes: int) -> bytes:
 
 
 @task(name="close-interrupted-submissions", **NOT_CACHED)
-async def close_interrupted_submissions() -> list[SubmissionRecord]:
+async def close_interrupted_submissions(runtime: Runtime | None = None) -> list[SubmissionRecord]:
     """Submissions left ``sending`` by a run that stopped: marked ``unknown`` with the reason
     (each by one run only), and returned so that the sweep reports them."""
-    runtime = current_runtime()
+    async with given_or_own(runtime) as run:
+        return await _close_interrupted(run)
+
+
+async def _close_interrupted(runtime: Runtime) -> list[SubmissionRecord]:
     now = runtime.clock.now()
     pending = await runtime.ledger.submissions([SubmissionState.SENDING])
     closed: list[SubmissionRecord] = []

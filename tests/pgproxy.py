@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from ocrflow_cli.stack import connect_postgres
+from ocrflow.cli.stack import connect_postgres
 from tests.services import check_reachable, database_url, drop_databases, postgres_url
 
 

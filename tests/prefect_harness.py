@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from emulator.settings import DEMO_CLIENT_ID
+from ocrflow.emulator.settings import DEMO_CLIENT_ID
 
 
 def ignore_prefects_sockets(items: list[pytest.Item], folder: Path) -> None:

@@ -1,6 +1,7 @@
-"""The local PostgreSQL and Redis the tests use. PostgreSQL's URL is a setting; where none
-answers, the tests that need it are skipped, naming the setting (or fail, where CI says one
-must be there). Redis is optional: the scale-out stack uses it for messaging when one answers."""
+"""The local PostgreSQL and Redis the tests use. Their URLs are settings; where none answers,
+the tests that need PostgreSQL are skipped, naming the setting, and the scale-out stack runs
+without Redis: unless ``OCRFLOW_TEST_REQUIRE_POSTGRES`` / ``OCRFLOW_TEST_REQUIRE_REDIS`` say
+they must be there (``.ci/run`` sets both), then their absence fails the test."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from emulator.server import free_port
-from ocrflow_cli.stack import Stack, connect_postgres, start_stack, stop_stack
+from ocrflow.cli.stack import Stack, connect_postgres, start_stack, stop_stack
+from ocrflow.emulator.server import free_port
 
 POSTGRES_URL_SETTING = "OCRFLOW_TEST_POSTGRES_URL"
 REQUIRE_SETTING = "OCRFLOW_TEST_REQUIRE_POSTGRES"  # `.ci/run` sets it: no PostgreSQL, no pass
@@ -24,17 +25,21 @@ DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
 REDIS_URL_SETTING = "OCRFLOW_TEST_REDIS_URL"
+REQUIRE_REDIS_SETTING = "OCRFLOW_TEST_REQUIRE_REDIS"
 
 
 def redis_url_if_reachable(db: int) -> str | None:
-    """A Redis database of the tests' own (emptied first), or None when no Redis answers."""
+    """A Redis database of the tests' own (emptied first), or None when no Redis answers
+    (a failed test instead, where Redis is required)."""
     import redis
 
     url = os.environ.get(REDIS_URL_SETTING, "redis://127.0.0.1:6379").rstrip("/") + f"/{db}"
     client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
         client.flushdb()
-    except redis.RedisError:
+    except redis.RedisError as exc:
+        if os.environ.get(REQUIRE_REDIS_SETTING):
+            pytest.fail(f"no Redis at {url}: {exc}; {REQUIRE_REDIS_SETTING} says it must be there")
         return None
     finally:
         client.close()

@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from ocrflow.cli.stack import Stack
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from ocrflow.settings import OcrflowSettings
-from ocrflow_cli.stack import Stack
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 

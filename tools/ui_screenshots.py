@@ -24,8 +24,8 @@ from websockets.sync.client import connect
 from websockets.sync.connection import Connection
 
 from bench.stack import prefect_server
-from emulator.server import free_port
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from ocrflow.emulator.server import free_port
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "img"
@@ -42,7 +42,7 @@ def main() -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OCRFLOW_", "PREFECT_"))}
     emulator = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         # 3 s a job, as the service takes: the status checks poll a few times ("not ready")
-        [sys.executable, "-m", "emulator", "--port", str(port), "--processing-s", "3"],
+        [sys.executable, "-m", "ocrflow.emulator", "--port", str(port), "--processing-s", "3"],
         env=clean,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -100,7 +100,7 @@ def main() -> None:
 
 def ocrflow(env: dict[str, str], cwd: Path, *args: str, ok: bool = True) -> None:
     done = subprocess.run(  # noqa: S603 - our own interpreter and command
-        [sys.executable, "-m", "ocrflow_cli", *args],
+        [sys.executable, "-m", "ocrflow.cli", *args],
         env=env,
         cwd=cwd,
         capture_output=True,

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.app import create_app
-from emulator.server import free_port, serve_in_thread
-from emulator.settings import EmulatorSettings
-from ocrflow_cli.orphans import pid_alive
+from ocrflow.cli.orphans import pid_alive
+from ocrflow.emulator.app import create_app
+from ocrflow.emulator.server import free_port, serve_in_thread
+from ocrflow.emulator.settings import EmulatorSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 GUID = "b7162f77-bf10-407d-86de-ee255e422ca7"
@@ -43,7 +43,7 @@ def ocrflow(
     env.pop("PREFECT_API_URL", None)  # no server here: what a first-time user has
     env.update(extra_env or {})
     return subprocess.run(
-        [sys.executable, "-m", "ocrflow_cli", *args],
+        [sys.executable, "-m", "ocrflow.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -268,8 +268,8 @@ def test_stored_text_cannot_drive_the_terminal() -> None:
 
     from rich.console import Console
 
+    from ocrflow.cli.output import results_table
     from ocrflow.ledger import ResultRecord
-    from ocrflow_cli.output import results_table
 
     hostile = ResultRecord(
         entry_index=0,
@@ -326,7 +326,7 @@ def test_a_command_leaves_on_time_when_prefect_cannot_deliver_its_queues(tmp_pat
     """Prefect drains its queued events and logs at exit; against an API gone for good that
     takes hours. The command waits OCRFLOW_EXIT_WAIT_S, then leaves with one line."""
     script = (
-        "import time, ocrflow_cli.shutdown as shutdown\n"
+        "import time, ocrflow.cli.shutdown as shutdown\n"
         "shutdown.drain_prefect_queues = lambda: time.sleep(3600)  # an API that never answers\n"
         "shutdown.leave(3, lambda line: print('error:', line, flush=True))\n"
     )
@@ -358,7 +358,7 @@ def test_ctrl_c_while_the_stack_starts_stops_what_started_and_says_so(tmp_path: 
         [
             sys.executable,
             "-m",
-            "ocrflow_cli",
+            "ocrflow.cli",
             "serve",
             "--home",
             str(home),

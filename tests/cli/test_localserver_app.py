@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from ocrflow_cli.localserver_app import RETRY_AFTER_S, RetrySoonWhenBusy
+from ocrflow.cli.localserver_app import RETRY_AFTER_S, RetrySoonWhenBusy
 
 Message = MutableMapping[str, Any]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ocrflow_cli.runner import TOKEN_HEADER, fingerprint
-from ocrflow_cli.runner_app import create_runner_app
+from ocrflow.cli.runner import TOKEN_HEADER, fingerprint
+from ocrflow.cli.runner_app import create_runner_app
 
 
 def test_a_changed_setting_gets_a_runner_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,8 +55,8 @@ async def test_the_runner_answers_only_with_its_token_and_checks_its_input() -> 
 def test_a_runner_that_cannot_start_leaves_the_run_to_the_command(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ocrflow_cli import main, runner
-    from ocrflow_cli.localserver import LocalServer
+    from ocrflow.cli import main, runner
+    from ocrflow.cli.localserver import LocalServer
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])  # its pid is gone once waited for
     gone.wait()
@@ -72,7 +72,7 @@ def test_a_runner_that_cannot_start_leaves_the_run_to_the_command(
 
 def test_a_server_started_again_keeps_the_runners_recorded(tmp_path: Path) -> None:
     """Else a runner outliving its server would vanish from `status` and `stop`."""
-    from ocrflow_cli.stackfile import record_pid, recorded_pids
+    from ocrflow.cli.stackfile import record_pid, recorded_pids
 
     record_pid(tmp_path, "server", 101)
     record_pid(tmp_path, "runner-abc", 102)

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.server import free_port
+from ocrflow.cli.stack import PROJECT_DIR, Stack, start_stack, stop_stack
 from ocrflow.client import OcrClient
+from ocrflow.emulator.server import free_port
 from ocrflow.jobspec import load_regions_file
 from ocrflow.ledger import JobState, Ledger
 from ocrflow.models import to_wire
-from ocrflow_cli.stack import PROJECT_DIR, Stack, start_stack, stop_stack
 from tests.stack_api import api, stack_settings, trigger, wait_for_run
 
 SAMPLE = PROJECT_DIR / "samples" / "id-card.regions.json"
@@ -232,7 +232,7 @@ def test_a_service_unreachable_for_a_while_alerts_while_the_run_keeps_retrying(
 
 def test_a_short_interval_schedule_fires_a_sweep_by_itself(stack: Stack) -> None:
     subprocess.run(
-        [sys.executable, "-m", "ocrflow_cli", "sweep-interval", "5"],
+        [sys.executable, "-m", "ocrflow.cli", "sweep-interval", "5"],
         env=stack.env,
         cwd=PROJECT_DIR,
         check=True,

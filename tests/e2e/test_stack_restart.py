@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from emulator.server import free_port
+from ocrflow.cli.errors import UserError
+from ocrflow.cli.orphans import pid_alive
+from ocrflow.cli.stack import PROJECT_DIR, Stack, start_stack, stop_stack
+from ocrflow.cli.stackfile import port_free
+from ocrflow.emulator.server import free_port
 from ocrflow.leases import claim_for_run, run_of_claim
 from ocrflow.ledger import JobState, Ledger
-from ocrflow_cli.errors import UserError
-from ocrflow_cli.orphans import pid_alive
-from ocrflow_cli.stack import PROJECT_DIR, Stack, start_stack, stop_stack
-from ocrflow_cli.stackfile import port_free
 from tests.ledger.test_ledger import REGIONS
 from tests.stack_api import api
 
@@ -55,7 +55,7 @@ def ocrflow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         if not name.startswith(("OCRFLOW_", "PREFECT_API_URL"))
     }
     return subprocess.run(
-        [sys.executable, "-m", "ocrflow_cli", *args],
+        [sys.executable, "-m", "ocrflow.cli", *args],
         env={**env, "NO_COLOR": "1", "COLUMNS": "200"},
         cwd=cwd,
         capture_output=True,
@@ -135,7 +135,7 @@ def sweep_schedules(stack: Stack) -> list[dict[str, Any]]:
 
 def set_interval(stack: Stack, seconds: int) -> None:
     subprocess.run(
-        [sys.executable, "-m", "ocrflow_cli", "sweep-interval", str(seconds)],
+        [sys.executable, "-m", "ocrflow.cli", "sweep-interval", str(seconds)],
         env=stack.env,
         check=True,
         capture_output=True,

@@ -13,8 +13,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from emulator.app import EmulatorState, create_app
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, EmulatorSettings, ProcessingTime
+from ocrflow.emulator.app import EmulatorState, create_app
+from ocrflow.emulator.settings import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    EmulatorSettings,
+    ProcessingTime,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 GUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

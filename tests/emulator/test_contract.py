@@ -11,10 +11,10 @@ import asyncio
 import httpx
 import pytest
 
-from emulator.app import create_app
-from emulator.server import serve_in_thread
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from ocrflow.client import OcrClient
+from ocrflow.emulator.app import create_app
+from ocrflow.emulator.server import serve_in_thread
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from ocrflow.errors import JobFailedError, JobNotFoundError
 from ocrflow.models import (
     Language,

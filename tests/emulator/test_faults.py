@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.app import create_app
+from ocrflow.emulator.app import create_app
 from tests.emulator.conftest import Emulator, ManualClock, make_settings, sample_body
 
 JOB = "b7162f77-bf10-407d-86de-ee255e422ca7"

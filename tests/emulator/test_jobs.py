@@ -6,9 +6,9 @@ import re
 
 import httpx
 
-from emulator.app import create_app
-from emulator.jobs import simulated_text
-from emulator.settings import ProcessingTime
+from ocrflow.emulator.app import create_app
+from ocrflow.emulator.jobs import simulated_text
+from ocrflow.emulator.settings import ProcessingTime
 from tests.emulator.conftest import (
     GUID_PATTERN,
     Emulator,

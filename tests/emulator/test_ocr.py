@@ -9,7 +9,7 @@ import json
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from ocrflow.processing import process_hocr, process_json, process_pdf
+from ocrflow.parsers import process_hocr, process_json, process_pdf
 from tests.emulator.conftest import Emulator, decoded, expected_texts, sample_body
 
 

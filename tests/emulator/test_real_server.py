@@ -11,9 +11,9 @@ import aspose_ocr_cloud as sdk
 import httpx
 import pytest
 
-from emulator.app import create_app
-from emulator.server import serve_in_thread
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from ocrflow.emulator.app import create_app
+from ocrflow.emulator.server import serve_in_thread
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from tests.emulator.conftest import SAMPLES, expected_texts, make_settings
 
 JOB = "b7162f77-bf10-407d-86de-ee255e422ca7"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PIL import Image, ImageChops
 
-from emulator.samples import SAMPLES as MAKERS
-from emulator.samples import write_samples
+from ocrflow.emulator.samples import SAMPLES as MAKERS
+from ocrflow.emulator.samples import write_samples
 from tests.emulator.conftest import SAMPLES
 
 

@@ -6,7 +6,7 @@ import base64
 
 import httpx
 
-from emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from tests.emulator.conftest import Emulator
 
 GOOD = {
@@ -94,7 +94,7 @@ async def test_tokens_expire_after_their_lifetime(emulator: Emulator) -> None:
 
 
 async def test_token_lifetime_is_configurable() -> None:
-    from emulator.app import create_app
+    from ocrflow.emulator.app import create_app
     from tests.emulator.conftest import ManualClock, make_settings
 
     app = create_app(make_settings(token_lifetime_s=60), clock=ManualClock())

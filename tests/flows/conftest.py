@@ -11,9 +11,9 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from emulator.app import EmulatorState, create_app
-from emulator.server import serve_in_thread
-from emulator.settings import (
+from ocrflow.emulator.app import EmulatorState, create_app
+from ocrflow.emulator.server import serve_in_thread
+from ocrflow.emulator.settings import (
     DEMO_CLIENT_SECRET,
     EmulatorSettings,
     Faults,

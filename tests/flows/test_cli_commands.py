@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ocrflow_cli.main import app
+from ocrflow.cli.main import app
 from tests.flows.conftest import SAMPLES
 
 runner = CliRunner()

@@ -22,11 +22,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from typer.testing import CliRunner
 
-from emulator.server import serve_in_thread
+from ocrflow.cli.main import app as cli
+from ocrflow.emulator.server import serve_in_thread
 from ocrflow.ledger import JobRecord, JobState, Ledger, ResultRecord
 from ocrflow.models import RecognizeRegionsSettings, Rect, to_wire
 from ocrflow.settings import OcrflowSettings
-from ocrflow_cli.main import app as cli
 from tests.prefect_harness import flow_env
 
 REGIONS = 5

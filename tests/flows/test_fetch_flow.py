@@ -15,11 +15,11 @@ from prefect.client.schemas.filters import FlowRunFilter
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from pypdf import PdfReader
 
-from flows.fetch_results import fetch_results
-from flows.pipeline import ocr_pipeline, summary_of
-from flows.reports import FetchSummary, Outcome
-from flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.client import OcrClient
+from ocrflow.flows.fetch_results import fetch_results
+from ocrflow.flows.pipeline import ocr_pipeline, summary_of
+from ocrflow.flows.reports import FetchSummary, Outcome
+from ocrflow.flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.jobspec import JobSpec, load_regions_file
 from ocrflow.ledger import JobState, Ledger
 from ocrflow.models import Rect, ResultType, TaskStatus, to_wire

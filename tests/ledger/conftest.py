@@ -10,15 +10,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ocrflow.ledger import Ledger, _Base
+from ocrflow.ledger import Ledger
+from ocrflow.ledger.schema import Base
 from tests.services import postgres_url, unreachable
+from tests.unit.fakes import ManualClock
 
 
 async def _reset_tables(url: str) -> None:
     engine = create_async_engine(url)
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_Base.metadata.drop_all)
+            await connection.run_sync(Base.metadata.drop_all)
     finally:
         await engine.dispose()
 
@@ -33,10 +35,10 @@ async def _postgres_url() -> str:
 
 
 @asynccontextmanager
-async def _on_postgres() -> AsyncIterator[Ledger]:
+async def _on_postgres(clock: ManualClock | None = None) -> AsyncIterator[Ledger]:
     """A ledger in the test database, its tables dropped after it."""
     url = await _postgres_url()
-    opened = await Ledger.open(url)
+    opened = await Ledger.open(url, clock=clock)
     try:
         yield opened
     finally:
@@ -44,13 +46,21 @@ async def _on_postgres() -> AsyncIterator[Ledger]:
         await _reset_tables(url)
 
 
+@pytest.fixture
+def clock() -> ManualClock:
+    """The ledger's wall time: a lease runs out when the test advances it, not by waiting."""
+    return ManualClock()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Ledger]:
+async def ledger(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> AsyncIterator[Ledger]:
     if request.param == "postgresql":
-        async with _on_postgres() as opened:
+        async with _on_postgres(clock) as opened:
             yield opened
         return
-    opened = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    opened = await Ledger.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}", clock=clock)
     try:
         yield opened
     finally:

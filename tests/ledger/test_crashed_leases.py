@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ocrflow.cli.orphans import release_leases_of
 from ocrflow.leases import claim_for_run
 from ocrflow.ledger import Ledger
-from ocrflow_cli.orphans import release_leases_of
 from tests.ledger.test_ledger import REGIONS, job_id
 
 

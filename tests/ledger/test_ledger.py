@@ -18,6 +18,7 @@ from ocrflow.ledger import (
     Written,
     image_digest,
 )
+from tests.unit.fakes import ManualClock
 
 JOB_A = "aaaaaaaa-0000-4000-8000-000000000001"
 JOB_B = "bbbbbbbb-0000-4000-8000-000000000002"
@@ -193,28 +194,32 @@ async def test_concurrent_claims_never_take_the_same_job(ledger: Ledger) -> None
     assert await ledger.claim_unfinished("late", lease_s=60) == []
 
 
-async def test_a_lease_that_expires_is_taken_over(ledger: Ledger) -> None:
+async def test_a_lease_that_expires_is_taken_over(ledger: Ledger, clock: ManualClock) -> None:
     await add(ledger, JOB_A)
     await add(ledger, JOB_B)
     assert await ledger.claim_unfinished("dead-sweep", lease_s=0.3) == [JOB_A, JOB_B]
     assert await ledger.claim_unfinished("live-sweep", lease_s=60) == []
-    await asyncio.sleep(0.4)
+    clock.advance(0.4)
     assert await ledger.claim_unfinished("live-sweep", lease_s=60) == [JOB_A, JOB_B]
     assert await ledger.renew_claim("dead-sweep", lease_s=60) == 0  # it holds nothing now
 
 
-async def test_a_renewed_lease_holds_and_a_released_one_is_free(ledger: Ledger) -> None:
+async def test_a_renewed_lease_holds_and_a_released_one_is_free(
+    ledger: Ledger, clock: ManualClock
+) -> None:
     await add(ledger, JOB_A)
     assert await ledger.claim_unfinished("sweep", lease_s=0.3) == [JOB_A]
     assert await ledger.renew_claim("sweep", lease_s=60) == 1
-    await asyncio.sleep(0.4)
+    clock.advance(0.4)
     assert await ledger.claim_unfinished("other", lease_s=60) == []
     assert await ledger.claim_unfinished("sweep", lease_s=60) == [JOB_A]  # its own, again
     await ledger.release_claim("sweep")
     assert await ledger.claim_unfinished("other", lease_s=60) == [JOB_A]
 
 
-async def test_the_survey_counts_free_jobs_and_names_every_lease(ledger: Ledger) -> None:
+async def test_the_survey_counts_free_jobs_and_names_every_lease(
+    ledger: Ledger, clock: ManualClock
+) -> None:
     for number in range(5):
         await ledger.record_job(
             job_id(number), image_sha256=None, source=None, regions=REGIONS, settings={}
@@ -226,15 +231,15 @@ async def test_the_survey_counts_free_jobs_and_names_every_lease(ledger: Ledger)
     ]
     assert await ledger.claim_unfinished("run-b@host:2", lease_s=0.2, limit=1) == [job_id(2)]
     assert await ledger.claimable_count() == 2
-    await asyncio.sleep(0.3)
+    clock.advance(0.3)
     assert await ledger.claimable_count() == 3  # run-b's lease ran out: its job is free again
     leases = {lease.claim: lease for lease in await ledger.leases()}
     assert {claim: lease.jobs for claim, lease in leases.items()} == {
         "run-a@host:1": 2,
         "run-b@host:2": 1,
     }
-    assert not leases["run-a@host:1"].expired()
-    assert leases["run-b@host:2"].expired()
+    assert not leases["run-a@host:1"].expired(clock.now())
+    assert leases["run-b@host:2"].expired(clock.now())
     await ledger.store_results(job_id(0), [result(0)])  # a stored job leaves the lease
     assert {lease.claim: lease.jobs for lease in await ledger.leases()}["run-a@host:1"] == 1
 
@@ -331,13 +336,15 @@ async def test_a_submission_is_written_before_its_post_and_resolved_after_it(
     assert pending.id == cut_off
 
 
-async def test_a_stale_lease_holder_is_fenced_out_of_every_write(ledger: Ledger) -> None:
+async def test_a_stale_lease_holder_is_fenced_out_of_every_write(
+    ledger: Ledger, clock: ManualClock
+) -> None:
     for job in (JOB_A, JOB_B, JOB_C):
         await add(ledger, job)
     await ledger.claim_unfinished("stalled-sweep", lease_s=0.3)
     stale = await ledger.fence("stalled-sweep")
     assert stale.epochs == {JOB_A: 1, JOB_B: 1, JOB_C: 1}
-    await asyncio.sleep(0.4)  # it stalled past its lease: another sweep takes over
+    clock.advance(0.4)  # it stalled past its lease: another sweep takes over
     assert await ledger.claim_unfinished("live-sweep", lease_s=60) == [JOB_A, JOB_B, JOB_C]
     live = await ledger.fence("live-sweep")
     assert live.epochs == {JOB_A: 2, JOB_B: 2, JOB_C: 2}  # a new token at each takeover

@@ -14,9 +14,9 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from emulator.app import EmulatorState, create_app
-from emulator.server import serve_in_thread
-from emulator.settings import EmulatorSettings, Faults
+from ocrflow.emulator.app import EmulatorState, create_app
+from ocrflow.emulator.server import serve_in_thread
+from ocrflow.emulator.settings import EmulatorSettings, Faults
 from tests.prefect_harness import (
     collect_leftover_sockets,
     flow_env,

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows.fetch_results import fetch_results
-from flows.pipeline import summary_of
-from flows.reports import FetchSummary
 from ocrflow.client import OcrClient
+from ocrflow.flows.fetch_results import fetch_results
+from ocrflow.flows.pipeline import summary_of
+from ocrflow.flows.reports import FetchSummary
 from ocrflow.ledger import JobRecord, JobState, Ledger
 from ocrflow.models import RecognizeRegionsSettings, Rect, Region, to_wire
 from ocrflow.settings import OcrflowSettings
@@ -103,7 +103,7 @@ def start_fetch(api: str, **extra_env: str) -> subprocess.Popen[str]:
     """``ocrflow fetch`` (a sweep) in a process of its own, against the Prefect API ``api``."""
     env = {**os.environ, "PREFECT_API_URL": api, "NO_COLOR": "1", "COLUMNS": "200", **extra_env}
     return subprocess.Popen(
-        [sys.executable, "-m", "ocrflow_cli", "fetch"],
+        [sys.executable, "-m", "ocrflow.cli", "fetch"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.server import free_port
+from ocrflow.emulator.server import free_port
 from ocrflow.ledger import Ledger
 from ocrflow.settings import OcrflowSettings
 from tests.reliability.conftest import Emulator, Report

@@ -14,16 +14,14 @@ from pathlib import Path
 import pytest
 from prefect.settings import get_current_settings
 
-from flows.reports import Outcome
+from ocrflow.flows.reports import Outcome
 from ocrflow.ledger import JobState, Ledger
 from ocrflow.settings import OcrflowSettings
 from tests.reliability.conftest import Emulator, Report
 from tests.reliability.helpers import check_ledger, seed, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
-SWEEP = (
-    "import asyncio; from flows.fetch_results import fetch_results; asyncio.run(fetch_results())"
-)
+SWEEP = "import asyncio; from ocrflow.flows.fetch_results import fetch_results; asyncio.run(fetch_results())"
 
 
 async def stored_count() -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from flows.reports import Outcome
+from ocrflow.flows.reports import Outcome
 from ocrflow.ledger import Ledger
 from ocrflow.settings import OcrflowSettings
 from tests.reliability.conftest import Emulator, Report

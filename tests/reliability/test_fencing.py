@@ -21,9 +21,7 @@ from tests.reliability.conftest import Emulator, Report
 from tests.reliability.helpers import seed, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
-SWEEP = (
-    "import asyncio; from flows.fetch_results import fetch_results; asyncio.run(fetch_results())"
-)
+SWEEP = "import asyncio; from ocrflow.flows.fetch_results import fetch_results; asyncio.run(fetch_results())"
 JOBS = 20
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from flows.reports import FetchSummary, Outcome
+from ocrflow.flows.reports import FetchSummary, Outcome
 from tests.pgproxy import FlakyProxy, proxied_database
 from tests.reliability.conftest import Emulator, Report
 from tests.reliability.helpers import check_ledger, leased_jobs, seed, sweep

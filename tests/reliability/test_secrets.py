@@ -17,9 +17,9 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import get_current_settings
 from sqlalchemy.engine import make_url
 
-from emulator.server import free_port
-from flows.fetch_results import fetch_results
-from flows.reports import Outcome
+from ocrflow.emulator.server import free_port
+from ocrflow.flows.fetch_results import fetch_results
+from ocrflow.flows.reports import Outcome
 from tests.reliability.conftest import CLIENT_SECRET, Emulator, Report
 from tests.reliability.helpers import seed, sweep
 from tests.services import check_reachable, database_url, drop_databases

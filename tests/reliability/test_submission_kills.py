@@ -25,8 +25,8 @@ import pytest
 from PIL import Image, ImageDraw
 from prefect.settings import get_current_settings
 
-from flows.pipeline import summary_of
-from flows.submit_regions import SubmitSummary, submit_regions
+from ocrflow.flows.pipeline import summary_of
+from ocrflow.flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.jobspec import load_regions_file
 from ocrflow.ledger import Ledger, SubmissionState, image_digest
 from ocrflow.settings import OcrflowSettings
@@ -93,7 +93,7 @@ def submit_child(folder: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``ocrflow submit FOLDER`` in a process of its own; its stderr goes to FOLDER/stderr."""
     with (folder / "stderr").open("wb") as stderr:
         return subprocess.Popen(
-            [sys.executable, "-m", "ocrflow_cli", "submit", str(folder)],
+            [sys.executable, "-m", "ocrflow.cli", "submit", str(folder)],
             cwd=ROOT,
             env={**env, "NO_COLOR": "1", "COLUMNS": "300"},
             stdout=subprocess.DEVNULL,

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ocrflow.cli.stack import Stack
 from ocrflow.ledger import JobState, Lease, Ledger
-from ocrflow_cli.stack import Stack
 from tests.reliability.helpers import seed
 from tests.services import check_reachable, scaled_stack
 from tests.stack_api import shard_runs, stack_settings, trigger, wait_for_run

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from ocrflow.clock import Clock
+
 
 class FakeClock:
     """A monotonic clock that advances only when ``sleep`` is awaited; records every sleep."""
@@ -17,3 +21,21 @@ class FakeClock:
         assert seconds >= 0, f"negative sleep {seconds}"
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+class ManualClock(Clock):
+    """Wall time that moves only when told (``advance``) or slept on: for the ledger's leases
+    and ages, with no real wait. Starts at the real time, so rows stamped by the database's
+    own defaults stay in order with it."""
+
+    def __init__(self) -> None:
+        self.moment = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(max(seconds, 0.0))

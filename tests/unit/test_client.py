@@ -453,3 +453,36 @@ async def test_checking_refused_credentials_raises_before_any_call() -> None:
             match=re.escape("rejected the credentials of client id 'ocrflow-…' (invalid_client)"),
         ):
             await client.check_credentials()
+
+
+@pytest.mark.parametrize(
+    ("failures", "http_calls", "polls"),
+    [
+        (3, 4, 1),  # the client's 4 tries absorb 3 faults: the poll layer sees nothing
+        (6, 7, 2),  # 4 fail, the poll is spent; the next poll's 3rd try answers
+        (8, 9, 3),  # two polls spent; never more tries than the two layers multiply to
+    ],
+)
+async def test_retry_layers_compose_once(failures: int, http_calls: int, polls: int) -> None:
+    """A 5xx run is retried by the client, then by the poll layer only: no third layer."""
+    clock = FakeClock()
+    api = Api(*[httpx.Response(502)] * failures, ocr_answer("Completed"))
+    policy = PollPolicy(first_delay_s=30.0, growth=1.0, jitter=0.0)
+    async with make_client(api, clock) as client:
+        response = await client.wait_for_result(JOB, policy, clock=clock)
+    assert response.task_status is TaskStatus.COMPLETED
+    assert len(api.requests) == http_calls
+    assert clock.sleeps.count(30.0) == polls - 1  # the poll layer's waits between polls
+
+
+async def test_an_outage_longer_than_the_client_does_not_end_the_wait() -> None:
+    """Connection refused for longer than the client's tries: the poller keeps to its policy
+    (a check-status task run retries alike), rather than failing the job's wait."""
+    clock = FakeClock()
+    refused = httpx.ConnectError("refused")
+    api = Api(*[refused] * 10, ocr_answer("Completed"))
+    policy = PollPolicy(first_delay_s=30.0, growth=1.0, jitter=0.0)
+    async with make_client(api, clock) as client:
+        response = await client.wait_for_result(JOB, policy, clock=clock)
+    assert response.task_status is TaskStatus.COMPLETED
+    assert len(api.requests) == 11

@@ -1,4 +1,4 @@
-"""Which unfinished flow runs can no longer end by themselves (ocrflow_cli/orphans.py)."""
+"""Which unfinished flow runs can no longer end by themselves (ocrflow/cli/orphans.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from uuid import uuid4
 
-from ocrflow_cli.orphans import UnfinishedRun, orphan_reason, pid_alive, this_process
+from ocrflow.cli.orphans import UnfinishedRun, orphan_reason, pid_alive, this_process
 
 HOST = "ocr-box"
 

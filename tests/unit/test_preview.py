@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import logging
 
-from flows.reports import FetchSummary, JobReport, Outcome, outcome_rows, summary_markdown
 from ocrflow.errors import JobNotReadyError
+from ocrflow.flows.reports import FetchSummary, JobReport, Outcome, outcome_rows, summary_markdown
 from ocrflow.models import TaskStatus
 from ocrflow.preview import image_name, text_preview
 from ocrflow.processing import ProcessedEntry, ResultKind
-from tasks.status import NotReadyIsNotAFailure
+from ocrflow.tasks.status import NotReadyIsNotAFailure
 
 PREFECT_RETRY_LINE = "Task run failed with %s: %r - Retry %s/%s will start %s"
 

@@ -10,15 +10,12 @@ import pytest
 from ocrflow.decoding import decode_base64
 from ocrflow.errors import DecodeError, ResultTooLargeError
 from ocrflow.models import OcrResponse, OcrResult
+from ocrflow.parsers import process_hocr, process_json, process_pdf, process_text
 from ocrflow.processing import (
     ResultKind,
     assign_regions,
     process_entry,
-    process_hocr,
-    process_json,
-    process_pdf,
     process_response,
-    process_text,
 )
 from tests.unit.documents import BILLION_LAUGHS, EXTERNAL_ENTITY, HOCR_PAGE, pdf_with_text
 

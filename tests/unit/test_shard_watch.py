@@ -10,11 +10,11 @@ from uuid import UUID, uuid4
 
 from prefect.client.schemas.objects import State, StateType
 
-from flows.scale_out import Shard, ShardWatch
 from ocrflow.clock import Clock
+from ocrflow.flows.sharded_sweep import Shard, ShardWatch
 from ocrflow.leases import claim_for_run
 from ocrflow.ledger import Lease
-from tasks.leases import LeaseSurvey
+from ocrflow.tasks.leases import LeaseSurvey
 
 LEASE_S = 60.0
 
