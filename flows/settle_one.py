@@ -27,9 +27,9 @@ from ocrflow.tasks.submission import resubmit_job
 
 @dataclass(frozen=True)
 class Checks:
-    """The status checks of a run: from a job's first poll, and after a first look."""
+    """The status checks of a run (bound to its runtime): from a job's first poll, and after a
+    first look."""
 
-    runtime: Runtime
     policy: PollPolicy
     fresh: PollJob
     after_look: PollJob
@@ -37,7 +37,6 @@ class Checks:
     @classmethod
     def of(cls, runtime: Runtime, policy: PollPolicy) -> Checks:
         return cls(
-            runtime,
             policy,
             configured_check_status(runtime, policy),
             configured_check_status(runtime, policy, polls_done=1),
@@ -207,14 +206,20 @@ def _learned(runtime: Runtime, record: JobRecord | None) -> tuple[float, int] | 
 
 def due_now(runtime: Runtime, record: JobRecord | None) -> bool:
     """Whether the job's first poll is due now (the learned policy may wait for it)."""
+    return not _first_poll_wait_s(runtime, record)
+
+
+def _first_poll_wait_s(runtime: Runtime, record: JobRecord | None) -> float:
+    """The wait before a job's first poll: none until its class is learned; then none when it
+    is old enough to be done, else until the next tick of the class's lag budget in its age."""
     learned = _learned(runtime, record)
     if learned is None or record is None:
-        return True
+        return 0.0
     age_s = (runtime.clock.now() - record.created_at).total_seconds()
     wait_s = runtime.policy.next_delay(
         attempt=0, age_s=age_s, elapsed_s=0.0, median_s=learned[0], observations=learned[1]
     )
-    return not wait_s
+    return wait_s or 0.0
 
 
 async def _next_look(
@@ -242,18 +247,10 @@ async def _next_look(
             return checks.fresh
         await runtime.clock.sleep(checks.first_wait_s())
         return checks.after_look
-    median, seen = learned
-    policy = runtime.policy
     if not polled:  # the first poll: at once when old enough to be done, else on a tick
-        age_s = (runtime.clock.now() - record.created_at).total_seconds()
-        wait_s = policy.next_delay(
-            attempt=0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
-        )
-        if wait_s:
-            await runtime.clock.sleep(wait_s)
-    return check_on_ticks(
-        runtime, policy.lag_budget(median), remaining_s, record.created_at.timestamp()
-    )
+        await runtime.clock.sleep(_first_poll_wait_s(runtime, record))
+    tick_s = runtime.policy.lag_budget(learned[0])
+    return check_on_ticks(runtime, tick_s, remaining_s, record.created_at.timestamp())
 
 
 def known(record: JobRecord | None) -> bool:
