@@ -10,7 +10,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from ocrflow.adaptive import job_class
+from ocrflow.adaptive import FirstPoll, job_class, plan_first_poll
 from ocrflow.errors import IncompleteAnswerError, JobFailedError, JobNotFoundError, JobNotReadyError
 from ocrflow.flows.reports import JobReport, Outcome
 from ocrflow.ledger import JobRecord, JobState
@@ -193,39 +193,34 @@ async def _end(runtime: Runtime, line: JobReport, end: End) -> JobReport:
     return line
 
 
-def _learned(runtime: Runtime, record: JobRecord | None) -> tuple[float, int] | None:
-    """The learned median time and observation count of the job's class, once warmed up."""
-    if record is None or record.given_by_id:  # its class (size, regions) is unknown
-        return None
-    key = job_class(record.image_bytes or 0, len(record.regions))
-    median, seen = runtime.model.median(key), runtime.model.count(key)
-    if median is None or seen < runtime.policy.warmup:
-        return None
-    return median, seen
-
-
 def due_now(runtime: Runtime, record: JobRecord | None) -> bool:
     """Whether the job's first poll is due now (the learned policy may wait for it)."""
-    return not _first_poll_wait_s(runtime, record)
+    return not _first_poll(runtime, record, looked=False, fallback_wait_s=0.0).wait_s
 
 
-def _first_poll_wait_s(runtime: Runtime, record: JobRecord | None) -> float:
-    """The wait before a job's first poll: none until its class is learned; then none when it
-    is old enough to be done, else until the next tick of the class's lag budget in its age."""
-    learned = _learned(runtime, record)
-    if learned is None or record is None:
-        return 0.0
-    age_s = (runtime.clock.now() - record.created_at).total_seconds()
-    wait_s = runtime.policy.next_delay(
-        attempt=0, age_s=age_s, elapsed_s=0.0, median_s=learned[0], observations=learned[1]
+def _first_poll(
+    runtime: Runtime, record: JobRecord | None, *, looked: bool, fallback_wait_s: float
+) -> FirstPoll:
+    """The core's plan for the job's first poll in this run (``ocrflow.adaptive``)."""
+    key, age_s = None, 0.0
+    if record is not None:
+        age_s = (runtime.clock.now() - record.created_at).total_seconds()
+        if not record.given_by_id:  # an id given by hand: its class (size, regions) is unknown
+            key = job_class(record.image_bytes or 0, len(record.regions))
+    return plan_first_poll(
+        runtime.policy,
+        runtime.model,
+        key,
+        age_s=age_s,
+        looked=looked,
+        fallback_wait_s=fallback_wait_s,
     )
-    return wait_s or 0.0
 
 
 async def _next_look(
     runtime: Runtime, checks: Checks, record: JobRecord | None, looked: Exception | None
 ) -> PollJob:
-    """Wait until the job's next poll is due and return the status check to poll it with.
+    """Wait until the job's first poll is due and return the status check to poll it with.
 
     Once the job's class has enough completed jobs in the ledger, the learned policy decides:
     a job old enough to be done is polled at once, others on the multiples of the class's lag
@@ -233,7 +228,6 @@ async def _next_look(
     at the deadline counted from the job's submission. ``looked``: what a first look found a
     moment ago (the job was not ready), or None.
     """
-    polled = looked is not None
     remaining_s = remaining_poll_s(
         record.created_at if record is not None else None,
         runtime.settings.poll_deadline_s,
@@ -241,16 +235,13 @@ async def _next_look(
     )
     if remaining_s < checks.policy.deadline_s:  # an old job: fewer polls left
         checks = Checks.of(runtime, replace(checks.policy, deadline_s=max(remaining_s, 1e-3)))
-    learned = _learned(runtime, record)
-    if learned is None or record is None:
-        if not polled:
-            return checks.fresh
-        await runtime.clock.sleep(checks.first_wait_s())
-        return checks.after_look
-    if not polled:  # the first poll: at once when old enough to be done, else on a tick
-        await runtime.clock.sleep(_first_poll_wait_s(runtime, record))
-    tick_s = runtime.policy.lag_budget(learned[0])
-    return check_on_ticks(runtime, tick_s, remaining_s, record.created_at.timestamp())
+    plan = _first_poll(
+        runtime, record, looked=looked is not None, fallback_wait_s=checks.first_wait_s()
+    )
+    await runtime.clock.sleep(plan.wait_s)
+    if plan.tick_s is None or record is None:
+        return checks.fresh if looked is None else checks.after_look
+    return check_on_ticks(runtime, plan.tick_s, remaining_s, record.created_at.timestamp())
 
 
 def known(record: JobRecord | None) -> bool:

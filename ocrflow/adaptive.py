@@ -88,6 +88,43 @@ class AdaptivePollPolicy:
         return min(until_next_tick(age_s, budget), self.fallback.deadline_s - elapsed_s)
 
 
+@dataclass(frozen=True, slots=True)
+class FirstPoll:
+    """When a job's first poll in a run is due, and how the later ones are placed.
+
+    ``wait_s``: from now to the first poll. ``tick_s``: the class's lag budget once it is
+    learned (later polls on its multiples in the job's age), or None (the capped exponential
+    policy's retry schedule)."""
+
+    wait_s: float
+    tick_s: float | None
+
+
+def plan_first_poll(
+    policy: AdaptivePollPolicy,
+    model: DurationModel,
+    key: str | None,
+    *,
+    age_s: float,
+    looked: bool,
+    fallback_wait_s: float,
+) -> FirstPoll:
+    """The first poll of a job of class ``key`` (None: unknown, an id given by hand) aged
+    ``age_s``. ``looked``: a first look found it not ready a moment ago, so the fallback waits
+    ``fallback_wait_s`` (its schedule's first delay) and the learned policy its next tick."""
+    median = model.median(key) if key is not None else None
+    seen = model.count(key) if key is not None else 0
+    if median is None or seen < policy.warmup:
+        return FirstPoll(fallback_wait_s if looked else 0.0, None)
+    tick_s = policy.lag_budget(median)
+    if looked:  # the look was the first poll: the next one on the tick after it
+        return FirstPoll(0.0, tick_s)
+    wait_s = policy.next_delay(
+        attempt=0, age_s=age_s, elapsed_s=0.0, median_s=median, observations=seen
+    )
+    return FirstPoll(wait_s or 0.0, tick_s)
+
+
 def until_next_tick(age_s: float, tick_s: float) -> float:
     """From a job's age, the time to the next multiple of ``tick_s`` in its age (the learned
     policy polls on those ticks, so a slow poll does not push the later ones back)."""

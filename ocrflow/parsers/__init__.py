@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ocrflow.parsers.blocks import Box, Processed, TextBlock, normalise
 from ocrflow.parsers.hocr import process_hocr
-from ocrflow.parsers.json import process_json
+from ocrflow.parsers.json_blocks import process_json
 from ocrflow.parsers.pdf import process_pdf
 from ocrflow.parsers.text import process_other, process_text
 

@@ -7,9 +7,12 @@ import pytest
 from ocrflow.adaptive import (
     AdaptivePollPolicy,
     DurationModel,
+    FirstPoll,
     estimate_from_polls,
     job_class,
     observed_duration,
+    plan_first_poll,
+    until_next_tick,
 )
 from ocrflow.polling import PollPolicy
 
@@ -74,3 +77,39 @@ def test_estimate_from_polls_uses_the_last_unfinished_and_first_finished_poll() 
     polls = [(100.5, False), (101.5, False), (103.5, True), (104.0, True)]
     assert estimate_from_polls(100.0, polls) == pytest.approx(2.5)
     assert estimate_from_polls(100.0, [(101.0, False)]) is None
+
+
+def learned(median_s: float, count: int) -> DurationModel:
+    model = DurationModel()
+    for _ in range(count):
+        model.observe("s1r1", median_s)
+    return model
+
+
+def test_the_first_poll_before_a_class_is_learned_is_now_or_after_the_looks_wait() -> None:
+    cold = learned(20.0, 2)  # under the warm-up
+    assert plan_first_poll(
+        POLICY, cold, "s1r1", age_s=3.0, looked=False, fallback_wait_s=1.5
+    ) == FirstPoll(0.0, None)
+    assert plan_first_poll(
+        POLICY, cold, "s1r1", age_s=3.0, looked=True, fallback_wait_s=1.5
+    ) == FirstPoll(1.5, None)
+    assert plan_first_poll(
+        POLICY, learned(20.0, 9), None, age_s=3.0, looked=False, fallback_wait_s=1.5
+    ) == FirstPoll(0.0, None)  # a job given by id: its class is unknown
+
+
+def test_a_learned_class_polls_young_jobs_on_the_next_tick_and_old_ones_at_once() -> None:
+    warm = learned(20.0, 5)  # budget 8 s
+    young = plan_first_poll(POLICY, warm, "s1r1", age_s=3.0, looked=False, fallback_wait_s=1.5)
+    assert young == FirstPoll(5.0, 8.0)
+    old = plan_first_poll(POLICY, warm, "s1r1", age_s=30.0, looked=False, fallback_wait_s=1.5)
+    assert old == FirstPoll(0.0, 8.0)
+    after_look = plan_first_poll(POLICY, warm, "s1r1", age_s=3.0, looked=True, fallback_wait_s=1.5)
+    assert after_look == FirstPoll(0.0, 8.0)  # the task waits for the tick after the look
+
+
+def test_ticks_fall_on_multiples_of_the_budget_in_the_jobs_age() -> None:
+    assert until_next_tick(3.0, 8.0) == pytest.approx(5.0)
+    assert until_next_tick(8.0, 8.0) == pytest.approx(8.0)  # on a tick: the next one
+    assert until_next_tick(17.5, 8.0) == pytest.approx(6.5)
