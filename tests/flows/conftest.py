@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,18 @@ class RunningEmulator:
 
     def set_processing_s(self, seconds: float) -> None:
         self.state.settings.processing = ProcessingTime(seconds=seconds)
+
+    async def until_looked_at(self, job_id: str, times: int = 1, timeout_s: float = 60.0) -> None:
+        """Wait (bounded) until clients have asked for the job ``times`` times."""
+        deadline = time.monotonic() + timeout_s
+        while self.state.jobs.timings([job_id])[0].gets < times:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nobody asked for job {job_id} within {timeout_s:.0f} s")
+            await asyncio.sleep(0.05)
+
+    def release(self, job_id: str) -> None:
+        """Let a held job complete now."""
+        self.state.jobs.release(job_id)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -102,11 +102,12 @@ async def test_each_result_type_end_to_end(ocrflow_env: Path, result_type: Resul
 async def test_a_pending_job_completes_through_the_task_retries(
     ocrflow_env: Path, emulator: RunningEmulator
 ) -> None:
-    emulator.set_processing_s(
-        4.0
-    )  # well past the fetch flow's own start-up, even on a busy machine
+    emulator.set_processing_s(3600.0)  # held until it has been seen unfinished twice
     (job_id,) = await submit(sample())
-    state, summary = await fetch([job_id])
+    fetching = asyncio.create_task(fetch([job_id]))
+    await emulator.until_looked_at(job_id, times=2)  # the task's retries are polling it
+    emulator.release(job_id)
+    state, summary = await fetching
     assert state.is_completed(), state.message
     assert summary.reports[0].outcome is Outcome.STORED
     store = await ledger()
@@ -431,9 +432,12 @@ async def test_done_jobs_are_settled_in_batches_and_pending_ones_alone(
             if all(status.task_status is TaskStatus.COMPLETED for status in statuses):
                 break
             await asyncio.sleep(0.1)
-    emulator.set_processing_s(5.0)  # still running at the first look, even on a busy machine
+    emulator.set_processing_s(3600.0)  # held: still running at the first look, however slow
     (pending,) = await submit(sample())
-    state, summary = await fetch([*done, pending])
+    fetching = asyncio.create_task(fetch([*done, pending]))
+    await emulator.until_looked_at(pending)  # the first look has seen it unfinished
+    emulator.release(pending)
+    state, summary = await fetching
     assert state.is_completed(), state.message
     assert [r.outcome for r in summary.reports] == [Outcome.STORED] * 7
     assert all(r.entries == len(sample().regions) for r in summary.reports)
