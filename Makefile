@@ -12,7 +12,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo ui serve serve-scaled stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-polling-live bench-rate bench-overhead bench-scale bench-latency ui-shots
+.PHONY: help install demo ui serve serve-scaled stop test lint format check lock clean emulator samples bench bench-ocr bench-polling bench-polling-live bench-rate bench-overhead bench-scale bench-100k bench-latency ui-shots
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -89,6 +89,9 @@ bench-overhead: $(STAMP)  ## the flow against the bare client on 1,000 completed
 bench-scale: $(STAMP)  ## the sharded sweep with one shard worker against two (PostgreSQL stack)
 	$(BIN)/python -m bench.scale_out
 
+bench-100k: $(STAMP)  ## 100,000 jobs on the PostgreSQL ledger: one sweep, two workers; the retention-aware order
+	$(BIN)/python -m bench.sweep_100k
+
 bench-latency: $(STAMP)  ## one image from a terminal: ocrflow's commands beside the vendor SDK
 	$(BIN)/python -m bench.cli_latency
 
@@ -96,7 +99,7 @@ ui-shots: $(STAMP)  ## screenshots of the runs in the Prefect UI (headless Chrom
 	@command -v chromium >/dev/null || apt-get install -y -q chromium
 	$(BIN)/python -m tools.ui_screenshots
 
-bench: bench-polling bench-polling-live bench-rate bench-ocr bench-overhead bench-scale bench-latency  ## every benchmark (about 20 min)
+bench: bench-polling bench-polling-live bench-rate bench-ocr bench-overhead bench-scale bench-100k bench-latency  ## every benchmark (about 80 min)
 
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.plots import plot_overhead
 from bench.stack import flow_env, prefect_server, run_python
 from ocrflow.client import OcrClient
 from ocrflow.emulator.app import create_app
@@ -226,6 +227,7 @@ def main() -> None:
             indent=2,
         )
     )
+    plot_overhead()
 
 
 if __name__ == "__main__":

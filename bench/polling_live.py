@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.plots import plot_polling_live
 from bench.polling import Job, run_learned
 from bench.stack import flow_env, prefect_server, run_python
 from ocrflow.adaptive import AdaptivePollPolicy
@@ -75,7 +76,7 @@ async def _child(workload: Workload, scale: float) -> dict[str, list[str]]:
     from prefect import flow  # noqa: PLC0415 - the parent process does not need Prefect
 
     from ocrflow.flows.fetch_results import settle_jobs  # noqa: PLC0415
-    from ocrflow.models import Rect, Region  # noqa: PLC0415
+    from ocrflow.models import RecognizeRegionsSettings, Rect, Region, to_wire  # noqa: PLC0415
     from ocrflow.runtime import Runtime, open_runtime  # noqa: PLC0415
     from ocrflow.tasks.credentials import load_settings  # noqa: PLC0415
 
@@ -89,7 +90,9 @@ async def _child(workload: Workload, scale: float) -> dict[str, list[str]]:
             image_sha256=None,
             source=None,
             regions=[{"order": 0}],
-            settings={},
+            # what ocrflow's own submissions record: a job without them reads as an id given
+            # by hand, whose class (and so the learned policy) is unknown
+            settings=to_wire(RecognizeRegionsSettings()),
             image_bytes=len(IMAGE),
             submitted_at=sent_at,
         )
@@ -220,6 +223,7 @@ def main() -> None:
             rows.append(run_workload(name, WORKLOADS[name], api, scale, workdir))
             print(f"  {name}: done", file=sys.stderr)
     RESULTS.write_text(json.dumps({"workloads": rows}, indent=2) + "\n")
+    plot_polling_live()
     print("\nLearned polling: the flow on the real stack (time scaled) vs the virtual clock")
     head = "  {:<6} {:>5} {:>6} {:>11} {:>11} {:>6} {:>10} {:>10} {:>10} {:>10} {:>6}"
     print(

@@ -14,9 +14,8 @@ and an event per job.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Any
 
 from prefect import flow, states
@@ -39,8 +38,7 @@ from ocrflow.flows.settle_many import Sweep
 from ocrflow.ids import validate_job_id
 from ocrflow.interrupt import Interrupted, cancel_on_signals
 from ocrflow.leases import LeaseKeeper, claim_for_run
-from ocrflow.ledger import JobRecord, Lease
-from ocrflow.lifecycle import nearing_expiry
+from ocrflow.ledger import Lease
 from ocrflow.redact import mask_credentials
 from ocrflow.runtime import Runtime, open_runtime
 from ocrflow.tasks.credentials import load_settings
@@ -56,8 +54,9 @@ async def fetch_results(
 ) -> State[Any]:
     """Settle the given jobs (or every unfinished one) and store their results once.
 
-    ``limit``: a sweep (no ids) leases at most this many unfinished jobs, oldest first: one
-    shard of a sharded sweep.
+    ``limit``: a sweep (no ids) leases at most this many unfinished jobs: one shard of a
+    sharded sweep. A sweep takes the jobs whose results the service drops soonest first (the
+    oldest), and those already past its 24 h retention last.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be 1 or more, not {limit}")
@@ -68,7 +67,7 @@ async def fetch_results(
         settings.max_resubmissions = max_resubmissions
     async with open_runtime(settings) as runtime:
         try:
-            async with cancel_on_signals(), watch_service(runtime):
+            async with cancel_on_signals(), watch_service(runtime), runtime.client.token_ahead():
                 summary = await settle_jobs(runtime, job_ids, limit=limit)
         except Interrupted as exc:  # what was done stands; the rest waits for the next run
             message = (
@@ -205,8 +204,6 @@ async def _settle(
             )
             continue
         valid[index] = job_id
-    records = {r.job_id: r for r in await runtime.ledger.jobs(set(valid.values()))}
-    _warn_of_expiry(records.values(), runtime.clock.now())
     if sweeping:  # a run that stopped mid-submission left these: reported once, by one sweep
         for stale in await close_interrupted_submissions(runtime):
             decided[len(requested) + len(decided)] = JobReport(
@@ -215,25 +212,13 @@ async def _settle(
                 known=False,
                 message=f"submission {stale.id}: {stale.error}",
             )
-    sweep = Sweep(runtime, records, Progress(len(valid) + len(decided)))
+    sweep = Sweep(runtime, Progress(len(valid) + len(decided)))
     sweep.progress.start()
     for index, report in decided.items():
         await sweep.finish(index, report)
     await sweep.run(valid)
     await sweep.progress.close()
     return FetchSummary(reports=[sweep.reports[i] for i in sorted(sweep.reports)])
-
-
-def _warn_of_expiry(records: Iterable[JobRecord], now: datetime) -> None:
-    """Name the unfinished jobs whose results the service is about to drop (24 h)."""
-    soon = [r.job_id for r in records if not r.state.is_final and nearing_expiry(r.created_at, now)]
-    if soon:
-        get_run_logger().warning(
-            "%d unfinished job(s) near or past the service's 24 h retention: %s%s",
-            len(soon),
-            ", ".join(soon[:10]),
-            " …" if len(soon) > 10 else "",
-        )
 
 
 if __name__ == "__main__":

@@ -176,12 +176,20 @@ def emit_job_event(report: JobReport) -> None:
     )
 
 
-SHOWN_JOBS = 200  # a run's markdown lists this many jobs of a kind; the table has them all
+SHOWN_JOBS = 200  # a run's markdown lists this many jobs of a kind
+# The table artifact's rows at most: past this (a sweep of a large backlog) a table is no longer
+# read in the UI, and serialising it cost the run's process more memory than all its settling.
+# The failures come first; the ledger keeps every job (`ocrflow jobs`).
+TABLE_ROWS = 10_000
 
 
-def outcome_rows(summary: FetchSummary) -> list[dict[str, object]]:
+def outcome_rows(summary: FetchSummary, limit: int = TABLE_ROWS) -> list[dict[str, object]]:
     """The table artifact's rows: what a person looks for first (the image, how it ended, what
-    was read) on the left."""
+    was read) on the left. Up to ``limit``, the failed jobs first when not all fit."""
+    reports = summary.reports
+    if len(reports) > limit:
+        failed = summary.failures
+        reports = [*failed, *(r for r in reports if not r.outcome.is_failure)][:limit]
     return [
         {
             "image": report.image or "",
@@ -193,7 +201,7 @@ def outcome_rows(summary: FetchSummary) -> list[dict[str, object]]:
             "entries": report.entries,
             "resubmissions": report.resubmissions,
         }
-        for report in summary.reports
+        for report in reports
     ]
 
 
@@ -218,7 +226,12 @@ def summary_markdown(summary: FetchSummary) -> str:
             for r in stored[:SHOWN_JOBS]
         ]
         if len(stored) > SHOWN_JOBS:
-            lines += ["", f"… and {len(stored) - SHOWN_JOBS} more (the table artifact has all)"]
+            where = (
+                "the table artifact has all"
+                if len(summary.reports) <= TABLE_ROWS
+                else f"the table artifact has {TABLE_ROWS:,} jobs; `ocrflow jobs` lists every one"
+            )
+            lines += ["", f"… and {len(stored) - SHOWN_JOBS} more ({where})"]
     return "\n".join(lines)
 
 
@@ -228,10 +241,18 @@ def _cell(text: str) -> str:
 
 
 async def publish_fetch_artifacts(summary: FetchSummary) -> None:
-    """The table of every job's outcome and a markdown summary."""
-    await acreate_table_artifact(
-        key="ocrflow-fetch-outcomes",
-        table=outcome_rows(summary),
-        description="Every job of the run: its image, how it ended, what was read",
+    """The table of every job's outcome and a markdown summary (sent side by side: the run
+    ends a round trip sooner)."""
+    await asyncio.gather(
+        acreate_table_artifact(
+            key="ocrflow-fetch-outcomes",
+            table=outcome_rows(summary),
+            description=(
+                "Every job of the run: its image, how it ended, what was read"
+                if len(summary.reports) <= TABLE_ROWS
+                else f"{TABLE_ROWS:,} of the run's {len(summary.reports):,} jobs, the failed "
+                "ones first (`ocrflow jobs` lists every one)"
+            ),
+        ),
+        acreate_markdown_artifact(key="ocrflow-fetch-summary", markdown=summary_markdown(summary)),
     )
-    await acreate_markdown_artifact(key="ocrflow-fetch-summary", markdown=summary_markdown(summary))

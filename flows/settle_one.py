@@ -78,6 +78,26 @@ async def settle_job(
     """
     if record is not None and (record.state.is_final or record.resubmission_interrupted):
         return await _settled_by_ledger(runtime, job_id, record)
+    if record is not None and known(record):  # while it runs, it tells its class's median
+        runtime.follow(
+            job_id, record.image_bytes or 0, len(record.regions), record.created_at.timestamp()
+        )
+    try:
+        return await _settle(runtime, checks, job_id, record, store, looked=looked)
+    finally:
+        runtime.unfollow(job_id)
+
+
+async def _settle(
+    runtime: Runtime,
+    checks: Checks,
+    job_id: str,
+    record: JobRecord | None,
+    store: StoreDone,
+    *,
+    looked: Exception | None,
+) -> JobReport:
+    """The steps :class:`ocrflow.settling.Settling` decides, until the job's end."""
     settling = Settling(job_id, _facts(record), _limits(runtime), runtime.clock.now)
     line = JobReport(
         job_id=job_id,

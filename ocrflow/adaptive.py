@@ -8,14 +8,19 @@ multiples of that budget in the job's age, so a job already done when polling st
 call (its first poll is immediate), and a running one is seen at most one budget after it
 completes. Until a class has ``warmup`` observations, the capped exponential
 :class:`~ocrflow.polling.PollPolicy` is used. Pure: no clock, no I/O.
+
+The median counts the jobs still running as *censored* observations (a Kaplan-Meier estimate):
+a job seen unfinished at 40 s says its time is more than 40 s. Without them, a run shorter than
+its longest jobs learns only from the ones that finish first, reads the median low, and polls
+the long ones too often (measured in docs/performance.md).
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from statistics import median
 
 from ocrflow.polling import PollPolicy
 
@@ -29,23 +34,72 @@ def job_class(image_bytes: int, region_count: int) -> str:
 
 @dataclass
 class DurationModel:
-    """Recent processing times per job class (a bounded window, so it follows drift)."""
+    """Recent processing times per job class (a bounded window, so it follows drift), and the
+    jobs of each class still running (how long each has run at least)."""
 
     window: int = 200
     _seen: dict[str, deque[float]] = field(default_factory=dict)
+    _running: dict[str, dict[str, float]] = field(default_factory=dict)
+    _medians: dict[str, float | None] = field(default_factory=dict)  # cleared on every change
 
-    def observe(self, key: str, duration_s: float) -> None:
+    def observe(self, key: str, duration_s: float, job_id: str | None = None) -> None:
         """Record one completed job's processing time (estimated from its polls)."""
         self._seen.setdefault(key, deque(maxlen=self.window)).append(max(duration_s, 0.0))
+        if job_id is not None:
+            self._running.get(key, {}).pop(job_id, None)
+        self._medians.pop(key, None)
+
+    def running(self, key: str, job_id: str, at_least_s: float) -> None:
+        """A job of the class seen unfinished ``at_least_s`` after its submission."""
+        jobs = self._running.setdefault(key, {})
+        if at_least_s > jobs.get(job_id, -1.0):
+            jobs[job_id] = at_least_s
+            self._medians.pop(key, None)
+
+    def stopped(self, key: str, job_id: str) -> None:
+        """The job is no longer running, or no longer followed (it ended without a time)."""
+        if self._running.get(key, {}).pop(job_id, None) is not None:
+            self._medians.pop(key, None)
 
     def count(self, key: str) -> int:
-        """How many observations the class has."""
+        """How many completed jobs the class has (the running ones do not count)."""
         return len(self._seen.get(key, ()))
 
     def median(self, key: str) -> float | None:
-        """The median processing time of the class, or None without observations."""
-        seen = self._seen.get(key)
-        return median(seen) if seen else None
+        """The median processing time of the class (Kaplan-Meier, the running jobs censored),
+        or None without a completed job."""
+        if key not in self._medians:
+            seen = self._seen.get(key)
+            running = self._running.get(key, {})
+            self._medians[key] = km_median(seen, running.values()) if seen else None
+        return self._medians[key]
+
+
+def km_median(completed: Iterable[float], censored: Iterable[float] = ()) -> float:
+    """The Kaplan-Meier median of durations, some only known to be longer than a value.
+
+    Without censored values it is the sample median (the middle two averaged). When more than
+    half may still be running past every completion, the largest value known (a lower bound);
+    exactly half, the middle of the last completion and that value.
+    """
+    events = Counter(completed)
+    if not events:
+        raise ValueError("a median needs at least one completed duration")
+    leaving = Counter(censored)
+    at_risk = sum(events.values()) + sum(leaving.values())
+    survival = 1.0
+    times = sorted(events.keys() | leaving.keys())
+    for number, t in enumerate(times):
+        died = events.get(t, 0)
+        if died:
+            survival *= 1.0 - died / at_risk
+            if math.isclose(survival, 0.5, abs_tol=1e-12):  # between t and the next event
+                later = [u for u in times[number + 1 :] if u in events] or times[-1:]
+                return (t + later[0]) / 2 if number + 1 < len(times) else t
+            if survival < 0.5:
+                return t
+        at_risk -= died + leaving.get(t, 0)
+    return times[-1]
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ import base64
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -149,6 +150,21 @@ class OcrClient:
         AuthError when the service refuses the credentials, before anything is sent."""
         if isinstance(self.auth, ClientCredentialsAuth):
             await self.auth.verify(self._http)
+
+    @asynccontextmanager
+    async def token_ahead(self) -> AsyncIterator[None]:
+        """Ask for the token in the background while the block runs its own first steps (a
+        run's leases and ledger reads), so that its first call does not wait a round trip for
+        it. Failures are left to that call, which meets the same answer and raises it."""
+        if not isinstance(self.auth, ClientCredentialsAuth):
+            yield
+            return
+        early = asyncio.create_task(self.auth.verify(self._http))
+        try:
+            yield
+        finally:
+            early.cancel()
+            await asyncio.gather(early, return_exceptions=True)
 
     async def submit_regions(
         self,

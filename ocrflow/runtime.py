@@ -22,6 +22,7 @@ from ocrflow.adaptive import AdaptivePollPolicy, DurationModel, job_class
 from ocrflow.client import OcrClient
 from ocrflow.clock import Clock
 from ocrflow.ledger import Fence, Ledger
+from ocrflow.models import TaskStatus
 from ocrflow.redact import mask_credentials
 from ocrflow.settings import OcrflowSettings
 
@@ -45,6 +46,9 @@ class Runtime:
         # time is estimated from them when it is stored, and teaches the learned policy.
         self.poll_log: dict[str, list[tuple[float, bool]]] = {}
         self.model = DurationModel()
+        # The jobs whose class and submission time are known (epoch seconds): while they run,
+        # each poll that finds them unfinished tells the model how long they have run at least.
+        self._followed: dict[str, tuple[str, float]] = {}
         self.policy = policy or AdaptivePollPolicy()
         # The run's fencing tokens once it leased its jobs: every write under the lease checks it.
         self.fence: Fence | None = None
@@ -61,6 +65,36 @@ class Runtime:
 
     def __repr__(self) -> str:  # never the settings (they hold the secret), nor the poll log
         return f"<Runtime for {mask_credentials(self.settings.base_url)}>"
+
+    def follow(self, job_id: str, image_bytes: int, regions: int, submitted_at: float) -> None:
+        """Count the job among its class's running ones until it ends (see :meth:`note_poll`),
+        from the polls it already had."""
+        key = job_class(image_bytes, regions)
+        self._followed[job_id] = (key, submitted_at)
+        unfinished = [at for at, done in self.poll_log.get(job_id, ()) if not done]
+        if unfinished:
+            self.model.running(key, job_id, max(unfinished) - submitted_at)
+
+    def unfollow(self, job_id: str) -> None:
+        """The job's settling ended (stored, failed, timed out): it no longer counts as running."""
+        followed = self._followed.pop(job_id, None)
+        if followed is not None:
+            self.model.stopped(followed[0], job_id)
+
+    def note_poll(self, job_id: str, status: TaskStatus) -> None:
+        """One GET of the job and the status it answered: counted, timed, and, while a followed
+        job runs, a lower bound of its class's processing times."""
+        at = self.clock.now().timestamp()
+        self.polls[job_id] += 1
+        self.poll_log.setdefault(job_id, []).append((at, status is TaskStatus.COMPLETED))
+        followed = self._followed.get(job_id)
+        if followed is None:
+            return
+        key, submitted_at = followed
+        if status.is_terminal:
+            self.model.stopped(key, job_id)
+        else:
+            self.model.running(key, job_id, at - submitted_at)
 
     async def learn_from_ledger(self) -> None:
         """Teach the duration model the processing times of the jobs stored before."""

@@ -116,7 +116,7 @@ async def _prepare(runtime: Runtime, request: StoreRequest) -> JobResults:
         processing_s = estimate_from_polls(submitted.created_at.timestamp(), polls)
         if processing_s is not None:
             key = job_class(submitted.image_bytes or 0, len(submitted.regions))
-            runtime.model.observe(key, processing_s)
+            runtime.model.observe(key, processing_s, job_id)
     rows = []
     for entry in request.entries:
         path = None

@@ -14,7 +14,7 @@ from prefect.logging import get_run_logger
 
 from ocrflow.adaptive import until_next_tick
 from ocrflow.errors import JobNotReadyError, OcrflowError, RateLimitedError, is_transient
-from ocrflow.models import OcrResponse, TaskStatus
+from ocrflow.models import OcrResponse
 from ocrflow.outcome import require_completed
 from ocrflow.polling import PollPolicy
 from ocrflow.runtime import Runtime
@@ -147,11 +147,12 @@ async def first_look(
 
 async def _get(runtime: Runtime, job_id: str) -> OcrResponse:
     """One GET of the job, counted and timed for the ledger and the learned policy."""
-    runtime.polls[job_id] += 1
-    response = await runtime.client.get_result(job_id)
-    runtime.poll_log.setdefault(job_id, []).append(
-        (runtime.clock.now().timestamp(), response.task_status is TaskStatus.COMPLETED)
-    )
+    try:
+        response = await runtime.client.get_result(job_id)
+    except Exception:  # billed, perhaps, but it says nothing about the job
+        runtime.polls[job_id] += 1
+        raise
+    runtime.note_poll(job_id, response.task_status)
     return response
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 
 from ocrflow.clock import Clock
 from ocrflow.errors import OcrflowError
-from ocrflow.ledger.schema import Base, add_missing_columns, sqlite_pragmas
+from ocrflow.ledger.schema import Base, add_missing_columns, add_missing_indexes, sqlite_pragmas
 from ocrflow.redact import mask_credentials
 
 
@@ -62,6 +62,7 @@ class LedgerBase:
             async with engine.begin() as connection:
                 await connection.run_sync(Base.metadata.create_all)
                 await connection.run_sync(add_missing_columns)
+                await connection.run_sync(add_missing_indexes)
         except Exception as exc:
             await engine.dispose()
             raise LedgerUnavailableError(

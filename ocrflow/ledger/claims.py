@@ -3,17 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ocrflow.ids import validate_job_id
 from ocrflow.jobstate import JobState
 from ocrflow.ledger.base import LedgerBase
 from ocrflow.ledger.records import IN_LIST_CHUNK, Fence, Lease, aware
 from ocrflow.ledger.schema import JobRow
+from ocrflow.polling import RETENTION_S
+
+
+async def nearest_expiry_first(
+    session: AsyncSession,
+    query: Select[str],
+    now: datetime,
+    limit: int | None,
+    *,
+    lock: bool = False,
+) -> list[str]:
+    """The job ids ``query`` selects, in the order a sweep should settle them: first the jobs
+    whose results the service still keeps, nearest its 24 h expiry first (the oldest), then
+    the jobs already past it (their results are gone whenever they are looked at: each needs
+    a resubmission, which would only push back jobs that can still be saved). ``limit`` in all.
+
+    Two range reads of the (state, created_at, job_id) index, each in index order, rather
+    than one sort of every unfinished job. ``lock``: rows other transactions hold are skipped
+    (PostgreSQL's ``FOR UPDATE SKIP LOCKED``).
+    """
+    cutoff = now - timedelta(seconds=RETENTION_S)
+    ids: list[str] = []
+    for part in (JobRow.created_at >= cutoff, JobRow.created_at < cutoff):
+        wanted = None if limit is None else limit - len(ids)
+        if wanted == 0:
+            break
+        ordered = query.where(part).order_by(JobRow.created_at, JobRow.job_id).limit(wanted)
+        if lock:
+            ordered = ordered.with_for_update(skip_locked=True)
+        ids += (await session.scalars(ordered)).all()
+    return ids
 
 
 class ClaimsMixin(LedgerBase):
@@ -22,7 +54,8 @@ class ClaimsMixin(LedgerBase):
     async def claim_unfinished(
         self, claim: str, *, lease_s: float, limit: int | None = None
     ) -> list[str]:
-        """Lease up to ``limit`` unfinished jobs, oldest first, to ``claim`` for ``lease_s``;
+        """Lease up to ``limit`` unfinished jobs to ``claim`` for ``lease_s``: the ones whose
+        results expire soonest first, those already expired last (:func:`nearest_expiry_first`);
         their ids. Jobs another claim holds are skipped (``FOR UPDATE SKIP LOCKED`` on
         PostgreSQL, so concurrent sweeps never take the same job); a lease that expired (its
         sweep died) is taken over."""
@@ -88,14 +121,9 @@ class ClaimsMixin(LedgerBase):
         free = select(JobRow.job_id).where(is_free)
         if among is not None:
             free = free.where(JobRow.job_id.in_(among))
-        free = (
-            free.order_by(JobRow.created_at, JobRow.job_id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         claimed: set[str] = set()
         async with self._write() as session:
-            ids = list((await session.scalars(free)).all())
+            ids = await nearest_expiry_first(session, free, now, limit, lock=True)
             for start in range(0, len(ids), IN_LIST_CHUNK):
                 taken = await session.scalars(
                     update(JobRow)

@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ocrflow.ids import validate_job_id
 from ocrflow.jobstate import JobState
 from ocrflow.ledger.base import LedgerBase
+from ocrflow.ledger.claims import nearest_expiry_first
 from ocrflow.ledger.records import (
     IN_LIST_CHUNK,
     Fence,
@@ -87,15 +89,11 @@ class JobsMixin(LedgerBase):
         return [job_record(row) for row in rows]
 
     async def unfinished_job_ids(self, limit: int | None = None) -> list[str]:
-        """Ids of the jobs a sweep should fetch, oldest first."""
-        query = (
-            select(JobRow.job_id)
-            .where(JobRow.state == JobState.SUBMITTED.value)
-            .order_by(JobRow.created_at, JobRow.job_id)
-            .limit(limit)
-        )
+        """Ids of the jobs a sweep should fetch, in the order it settles them (nearest the
+        service's 24 h expiry first, the expired ones last)."""
+        query = select(JobRow.job_id).where(JobRow.state == JobState.SUBMITTED.value)
         async with self._sessions() as session:
-            return list((await session.scalars(query)).all())
+            return await nearest_expiry_first(session, query, self.clock.now(), limit)
 
     async def finish(
         self,
@@ -259,11 +257,12 @@ class JobsMixin(LedgerBase):
         this transaction, on the locked row)."""
         written: dict[str, Written] = {}
         async with self._write() as session:
+            rows = await self._locked_rows(session, {validate_job_id(j.job_id) for j in jobs})
             for job in jobs:
                 job_id = validate_job_id(job.job_id)
-                row = await session.get(JobRow, job_id, with_for_update=True)
+                row = rows.get(job_id)
                 if row is None:
-                    row = JobRow(job_id=job_id, regions=[], settings={})
+                    row = rows[job_id] = JobRow(job_id=job_id, regions=[], settings={})
                     session.add(row)
                     await session.flush()
                 if row.state == JobState.STORED.value or job_id in written:
@@ -282,6 +281,23 @@ class JobsMixin(LedgerBase):
                 session.add_all(ResultRow(job_id=job_id, **asdict(r)) for r in job.results)
                 written[job_id] = Written.NOW
         return written
+
+    @staticmethod
+    async def _locked_rows(session: AsyncSession, job_ids: set[str]) -> dict[str, JobRow]:
+        """The rows of ``job_ids`` the ledger has, locked for this transaction: one read for a
+        batch (a row at a time was a round trip per job), in id order, as every writer locks
+        them, so that two batches never wait on each other in a circle."""
+        rows: dict[str, JobRow] = {}
+        wanted = sorted(job_ids)
+        for start in range(0, len(wanted), IN_LIST_CHUNK):
+            query = (
+                select(JobRow)
+                .where(JobRow.job_id.in_(wanted[start : start + IN_LIST_CHUNK]))
+                .order_by(JobRow.job_id)
+                .with_for_update()
+            )
+            rows.update((row.job_id, row) for row in (await session.scalars(query)).all())
+        return rows
 
     async def processing_times(self, limit: int = 2000) -> list[tuple[int | None, int, float]]:
         """Recent estimated processing times, with each job's image size and region count."""

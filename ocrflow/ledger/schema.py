@@ -1,4 +1,4 @@
-"""The ledger's tables (SQLAlchemy 2 ORM) and their upgrades: additive columns, SQLite pragmas."""
+"""The ledger's tables (SQLAlchemy 2 ORM) and their upgrades: new columns, new indexes, pragmas."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -47,6 +48,17 @@ class JobRow(Base):
     """A job of the service, as far as we know it."""
 
     __tablename__ = "ocrflow_jobs"
+    __table_args__ = (
+        # A sweep's hot reads: the unfinished jobs by age (claims), the latest processing
+        # times (the learned polling's history). Plans in docs/performance.md.
+        Index("ix_ocrflow_jobs_state_age", "state", "created_at", "job_id"),
+        Index(
+            "ix_ocrflow_jobs_processing_times",
+            "finished_at",
+            postgresql_where=text("processing_s IS NOT NULL"),
+            sqlite_where=text("processing_s IS NOT NULL"),
+        ),
+    )
 
     job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), index=True, default=JobState.SUBMITTED.value)
@@ -143,6 +155,14 @@ def add_missing_columns(connection: Any) -> None:
                 connection.execute(
                     text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
                 )
+
+
+def add_missing_indexes(connection: Any) -> None:
+    """Indexes a newer ocrflow added, created on an older ledger's existing tables (which
+    ``create_all`` leaves as they are)."""
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(connection, checkfirst=True)
 
 
 def sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -14,14 +14,17 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from pypdf import PdfReader
+from sqlalchemy import update
 
 from ocrflow.client import OcrClient
 from ocrflow.flows.fetch_results import fetch_results
 from ocrflow.flows.pipeline import ocr_pipeline, summary_of
 from ocrflow.flows.reports import FetchSummary, Outcome
+from ocrflow.flows.settle_many import Sweep
 from ocrflow.flows.submit_regions import SubmitSummary, submit_regions
 from ocrflow.jobspec import JobSpec, load_regions_file
 from ocrflow.ledger import JobState, Ledger
+from ocrflow.ledger.schema import JobRow
 from ocrflow.models import Rect, ResultType, TaskStatus, to_wire
 from ocrflow.settings import OcrflowSettings
 from tests.flows.conftest import SAMPLES, RunningEmulator
@@ -454,3 +457,46 @@ async def test_done_jobs_are_settled_in_batches_and_pending_ones_alone(
         ["store-batch-1-of-4-jobs", "store-batch-2-of-3-jobs", "store-polled-1-of-1-jobs"]
     )
     assert len(names) == 12
+
+
+async def test_a_backlog_is_settled_nearest_expiry_first_and_the_expired_last(
+    ocrflow_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held: list[tuple[int, int]] = []  # (records asked for, records held after) per load
+    load_records = Sweep.load_records
+
+    async def spy(sweep: Sweep, job_ids: list[str]) -> None:
+        await load_records(sweep, job_ids)
+        held.append((len(job_ids), len(sweep.records)))
+
+    monkeypatch.setattr(Sweep, "load_records", spy)
+    job_ids = await submit(*(sample() for _ in range(12)))
+    old, expired = job_ids[9:11], job_ids[11:]  # submitted last, but 23 h and 25 h old
+    store = await ledger()
+    try:
+        async with store.engine.begin() as connection:
+            for ids, hours in ((old, 23), (expired, 25)):
+                await connection.execute(
+                    update(JobRow)
+                    .where(JobRow.job_id.in_(ids))
+                    .values(created_at=datetime.now(UTC) - timedelta(hours=hours))
+                )
+        state, summary = await fetch(window=2)  # one batch of two at a time: a slow sweep
+        assert state.is_completed(), state.message
+        order = [report.job_id for report in summary.reports]
+        assert set(order[:2]) == set(old)  # the same age: in id order
+        assert order[-1:] == expired
+        finished = {
+            job.job_id: job.finished_at
+            for job in await store.jobs(job_ids)
+            if job.finished_at is not None
+        }
+    finally:
+        await store.close()
+    assert set(finished) == set(job_ids)
+    # The records are loaded a chunk at a time (2 windows of 2), and never all held at once.
+    assert [asked for asked, _ in held] == [4, 4, 4]
+    assert max(count for _, count in held) < len(job_ids)
+    fresh = [finished[j] for j in job_ids[:9]]
+    assert max(finished[j] for j in old) <= min(fresh)
+    assert max(fresh) <= finished[expired[0]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -23,6 +23,7 @@ from tests.unit.fakes import ManualClock
 JOB_A = "aaaaaaaa-0000-4000-8000-000000000001"
 JOB_B = "bbbbbbbb-0000-4000-8000-000000000002"
 JOB_C = "cccccccc-0000-4000-8000-000000000003"
+JOB_D = "dddddddd-0000-4000-8000-000000000004"
 REGIONS = [
     {
         "rect": {"topLeftX": 1, "topLeftY": 2, "bottomRightX": 30, "bottomRightY": 40},
@@ -82,6 +83,26 @@ async def test_unfinished_jobs_are_listed_oldest_first(ledger: Ledger) -> None:
     await ledger.finish(JOB_A, JobState.FAILED, error="gone")
     assert await ledger.unfinished_job_ids() == [JOB_B, JOB_C]
     assert await ledger.unfinished_job_ids(limit=1) == [JOB_B]
+
+
+async def test_a_sweep_takes_the_jobs_nearest_expiry_first_and_the_expired_last(
+    ledger: Ledger, clock: ManualClock
+) -> None:
+    now = clock.now()
+    ages_h = {JOB_A: 0.5, JOB_B: 25.0, JOB_C: 23.0, JOB_D: 1.0}  # B: past the 24 h retention
+    for job_id, hours in ages_h.items():
+        await ledger.record_job(
+            job_id,
+            image_sha256=None,
+            source=None,
+            regions=REGIONS,
+            settings={},
+            submitted_at=now - timedelta(hours=hours),
+        )
+    in_order = [JOB_C, JOB_D, JOB_A, JOB_B]
+    assert await ledger.unfinished_job_ids() == in_order
+    assert await ledger.claim_unfinished("shard-1", lease_s=60, limit=3) == in_order[:3]
+    assert await ledger.claim_unfinished("shard-2", lease_s=60) == [JOB_B]
 
 
 async def test_results_are_written_once(ledger: Ledger) -> None:

@@ -1,4 +1,4 @@
-"""An older ledger gains the columns a newer ocrflow added, and loses nothing."""
+"""An older ledger gains the columns and indexes a newer ocrflow added, and loses nothing."""
 
 from __future__ import annotations
 
@@ -30,3 +30,6 @@ async def test_missing_columns_are_added_to_an_older_ledger(tmp_path: Path) -> N
         await ledger.close()
     assert job is not None
     assert (job.source, job.polls, job.processing_s, job.image_bytes) == ("card.png", 2, None, None)
+    with sqlite3.connect(path) as upgraded:  # the sweep's indexes, on the table it already had
+        indexes = {row[1] for row in upgraded.execute("PRAGMA index_list('ocrflow_jobs')")}
+    assert {"ix_ocrflow_jobs_state_age", "ix_ocrflow_jobs_processing_times"} <= indexes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import json
@@ -175,6 +176,27 @@ async def test_invalid_job_id_never_reaches_the_wire() -> None:
             with pytest.raises(InvalidJobIdError):
                 await call("../../etc/passwd")
     assert api.requests == []
+
+
+async def test_a_token_asked_for_ahead_serves_the_first_call() -> None:
+    api = Api(ocr_answer())
+    async with make_client(api, FakeClock()) as client, client.token_ahead():
+        await asyncio.sleep(0)  # the run's own first steps
+        await client.get_result(JOB)
+    assert api.token_requests == 1
+    assert api.bearers == ["Bearer t1"]
+
+
+async def test_a_refused_token_ahead_is_the_first_calls_error_not_the_runs() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": "invalid_client"})
+
+    transport = httpx.MockTransport(refuse)
+    config = ClientSettings(base_url="https://api.example", client_id="id", client_secret="no")
+    async with OcrClient(config, transport=transport) as client, client.token_ahead():
+        await asyncio.sleep(0)
+        with pytest.raises(AuthError):
+            await client.get_result(JOB)
 
 
 async def test_401_renews_the_token_and_replays_the_request() -> None:

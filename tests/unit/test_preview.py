@@ -60,6 +60,14 @@ def test_artifacts_lead_with_image_outcome_and_text() -> None:
     assert "| card.png | `a` | n: X |" in markdown
 
 
+def test_a_large_runs_table_keeps_its_failures_first_within_the_limit() -> None:
+    stored = [JobReport(job_id=f"s{n}", outcome=Outcome.STORED) for n in range(5)]
+    failed = JobReport(job_id="f", outcome=Outcome.FAILED, message="Error")
+    summary = FetchSummary(reports=[*stored, failed])
+    assert [row["job"] for row in outcome_rows(summary)] == ["s0", "s1", "s2", "s3", "s4", "f"]
+    assert [row["job"] for row in outcome_rows(summary, limit=3)] == ["f", "s0", "s1"]
+
+
 def test_an_empty_run_says_there_was_nothing_to_do() -> None:
     assert FetchSummary().headline() == "no job to settle"
     held = FetchSummary(held_elsewhere="2 unfinished job(s) leased by 1 other run(s)")
