@@ -99,7 +99,7 @@ ui-shots: $(STAMP)  ## screenshots of the runs in the Prefect UI (headless Chrom
 	@command -v chromium >/dev/null || apt-get install -y -q chromium
 	$(BIN)/python -m tools.ui_screenshots
 
-bench: bench-polling bench-polling-live bench-rate bench-ocr bench-overhead bench-scale bench-100k bench-latency  ## every benchmark (about 80 min)
+bench: bench-polling bench-polling-live bench-rate bench-ocr bench-overhead bench-scale bench-100k bench-latency  ## every benchmark (about 85 min)
 
 lock:  ## re-resolve dependencies into constraints.txt (run after editing pyproject.toml)
 	rm -rf $(VENV).lock

@@ -15,7 +15,7 @@ past the service's 24 h retention), settled in the order the ledger leases it, a
 rate and at a rate-limited service's 20 calls/s: how many jobs would have expired before their
 turn, with the ledger's order (nearest expiry first, the expired last) and the previous one
 (oldest first, the expired among them).
-Run: ``make bench-100k`` (about 40 min; ``--jobs 100000 --baseline-jobs 1000``).
+Run: ``make bench-100k`` (about 50 min; ``--jobs 100000 --baseline-jobs 1000``).
 """
 
 from __future__ import annotations
