@@ -285,8 +285,8 @@ class JobsMixin(LedgerBase):
     @staticmethod
     async def _locked_rows(session: AsyncSession, job_ids: set[str]) -> dict[str, JobRow]:
         """The rows of ``job_ids`` the ledger has, locked for this transaction: one read for a
-        batch (a row at a time was a round trip per job), in id order, as every writer locks
-        them, so that two batches never wait on each other in a circle."""
+        batch (a row at a time was a round trip per job), in id order, so that two stores of
+        overlapping batches never wait on each other in a circle."""
         rows: dict[str, JobRow] = {}
         wanted = sorted(job_ids)
         for start in range(0, len(wanted), IN_LIST_CHUNK):
