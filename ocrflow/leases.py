@@ -81,7 +81,7 @@ class LeaseKeeper:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         try:
-            ledger = loop.run_until_complete(Ledger.open(self.ledger_url))
+            ledger = loop.run_until_complete(Ledger.open(self.ledger_url, upgrade=False))
         except Exception as exc:  # the lease then lasts its length: the next sweep takes over
             self.warn(f"cannot keep the lease of {self.claim} alive: {exc}")
             loop.close()

@@ -40,8 +40,11 @@ class LedgerBase:
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    async def open(cls, url: str, *, clock: Clock | None = None) -> Self:
-        """Connect to the ledger at ``url`` and create its tables if they are missing."""
+    async def open(cls, url: str, *, clock: Clock | None = None, upgrade: bool = True) -> Self:
+        """Connect to the ledger at ``url`` and create its tables if they are missing.
+
+        ``upgrade=False``: the caller knows the run opened (and upgraded) it already, so its
+        dozen schema queries are skipped (the lease keeper's thread, which must renew soon)."""
         try:
             parsed = make_url(url)
             if parsed.get_backend_name() == "sqlite" and parsed.database not in (
@@ -59,10 +62,11 @@ class LedgerBase:
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         try:
-            async with engine.begin() as connection:
-                await connection.run_sync(Base.metadata.create_all)
-                await connection.run_sync(add_missing_columns)
-                await connection.run_sync(add_missing_indexes)
+            if upgrade:
+                async with engine.begin() as connection:
+                    await connection.run_sync(Base.metadata.create_all)
+                    await connection.run_sync(add_missing_columns)
+                    await connection.run_sync(add_missing_indexes)
         except Exception as exc:
             await engine.dispose()
             raise LedgerUnavailableError(
