@@ -10,7 +10,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from ocrflow.adaptive import FirstPoll, job_class, plan_first_poll
+from ocrflow.adaptive import FirstPoll, plan_first_poll
 from ocrflow.errors import IncompleteAnswerError, JobFailedError, JobNotFoundError, JobNotReadyError
 from ocrflow.flows.reports import JobReport, Outcome
 from ocrflow.ledger import JobRecord, JobState
@@ -78,10 +78,9 @@ async def settle_job(
     """
     if record is not None and (record.state.is_final or record.resubmission_interrupted):
         return await _settled_by_ledger(runtime, job_id, record)
-    if record is not None and known(record):  # while it runs, it tells its class's median
-        runtime.follow(
-            job_id, record.image_bytes or 0, len(record.regions), record.created_at.timestamp()
-        )
+    key = record.learning_class if record is not None else None
+    if record is not None and key is not None:  # while it runs, it tells its class's median
+        runtime.follow(job_id, key, record.created_at.timestamp())
     try:
         return await _settle(runtime, checks, job_id, record, store, looked=looked)
     finally:
@@ -225,8 +224,7 @@ def _first_poll(
     key, age_s = None, 0.0
     if record is not None:
         age_s = (runtime.clock.now() - record.created_at).total_seconds()
-        if not record.given_by_id:  # an id given by hand: its class (size, regions) is unknown
-            key = job_class(record.image_bytes or 0, len(record.regions))
+        key = record.learning_class  # None for an id given by hand: size, regions unknown
     return plan_first_poll(
         runtime.policy,
         runtime.model,

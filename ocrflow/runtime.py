@@ -66,10 +66,9 @@ class Runtime:
     def __repr__(self) -> str:  # never the settings (they hold the secret), nor the poll log
         return f"<Runtime for {mask_credentials(self.settings.base_url)}>"
 
-    def follow(self, job_id: str, image_bytes: int, regions: int, submitted_at: float) -> None:
-        """Count the job among its class's running ones until it ends (see :meth:`note_poll`),
-        from the polls it already had."""
-        key = job_class(image_bytes, regions)
+    def follow(self, job_id: str, key: str, submitted_at: float) -> None:
+        """Count the job among its class's (``key``) running ones until it ends (see
+        :meth:`note_poll`), from the polls it already had."""
         self._followed[job_id] = (key, submitted_at)
         unfinished = [at for at, done in self.poll_log.get(job_id, ()) if not done]
         if unfinished:

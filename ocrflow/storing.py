@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from ocrflow.adaptive import estimate_from_polls, job_class
+from ocrflow.adaptive import estimate_from_polls
 from ocrflow.completeness import JobRequest, assess
 from ocrflow.dbretry import describe_ledger_error, is_transient_db_error, retry_transient
 from ocrflow.ledger import JobRecord, JobResults, NewResult, Written
@@ -114,8 +114,8 @@ async def _prepare(runtime: Runtime, request: StoreRequest) -> JobResults:
     polls = runtime.poll_log.pop(job_id, [])
     if submitted is not None:
         processing_s = estimate_from_polls(submitted.created_at.timestamp(), polls)
-        if processing_s is not None:
-            key = job_class(submitted.image_bytes or 0, len(submitted.regions))
+        key = submitted.learning_class
+        if processing_s is not None and key is not None:
             runtime.model.observe(key, processing_s, job_id)
     rows = []
     for entry in request.entries:

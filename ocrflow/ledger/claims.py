@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ocrflow.ids import validate_job_id
 from ocrflow.jobstate import JobState
 from ocrflow.ledger.base import LedgerBase
-from ocrflow.ledger.records import IN_LIST_CHUNK, Fence, Lease, aware
+from ocrflow.ledger.records import Fence, Lease, aware, in_chunks
 from ocrflow.ledger.schema import JobRow
 from ocrflow.polling import RETENTION_S
 
@@ -72,14 +72,13 @@ class ClaimsMixin(LedgerBase):
         wanted = sorted({validate_job_id(job_id) for job_id in job_ids})
         await self._add_unknown(wanted)
         taken: list[str] = []
-        for start in range(0, len(wanted), IN_LIST_CHUNK):
-            chunk = wanted[start : start + IN_LIST_CHUNK]
-            taken += await self._claim(claim, lease_s, chunk, None)
+        for chunk in in_chunks(wanted):
+            taken += await self._claim(claim, lease_s, list(chunk), None)
         held = set(taken)
         elsewhere: list[str] = []
         async with self._sessions() as session:
-            for start in range(0, len(wanted), IN_LIST_CHUNK):
-                chunk = [j for j in wanted[start : start + IN_LIST_CHUNK] if j not in held]
+            for ids in in_chunks(wanted):
+                chunk = [j for j in ids if j not in held]
                 unfinished = (
                     select(JobRow.job_id)
                     .where(JobRow.job_id.in_(chunk))
@@ -91,7 +90,7 @@ class ClaimsMixin(LedgerBase):
     async def _add_unknown(self, job_ids: list[str]) -> None:
         """Record ids the ledger does not know (given by hand), so they can be leased too."""
         insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        for start in range(0, len(job_ids), IN_LIST_CHUNK):
+        for chunk in in_chunks(job_ids):
             rows = [
                 {
                     "job_id": job_id,
@@ -103,7 +102,7 @@ class ClaimsMixin(LedgerBase):
                     "created_at": self.clock.now(),
                     "updated_at": self.clock.now(),
                 }
-                for job_id in job_ids[start : start + IN_LIST_CHUNK]
+                for job_id in chunk
             ]
             if rows:
                 async with self._write() as session:
@@ -124,10 +123,10 @@ class ClaimsMixin(LedgerBase):
         claimed: set[str] = set()
         async with self._write() as session:
             ids = await nearest_expiry_first(session, free, now, limit, lock=True)
-            for start in range(0, len(ids), IN_LIST_CHUNK):
+            for chunk in in_chunks(ids):
                 taken = await session.scalars(
                     update(JobRow)
-                    .where(JobRow.job_id.in_(ids[start : start + IN_LIST_CHUNK]))
+                    .where(JobRow.job_id.in_(chunk))
                     .where(is_free)  # checked again: SQLite has no row locks to skip
                     .values(
                         claimed_by=claim,
@@ -159,10 +158,10 @@ class ClaimsMixin(LedgerBase):
         wanted = sorted(fence.epochs)
         lost: list[str] = []
         async with self._sessions() as session:
-            for start in range(0, len(wanted), IN_LIST_CHUNK):
+            for chunk in in_chunks(wanted):
                 query = (
                     select(JobRow.job_id)
-                    .where(JobRow.job_id.in_(wanted[start : start + IN_LIST_CHUNK]))
+                    .where(JobRow.job_id.in_(chunk))
                     .where(JobRow.state == JobState.SUBMITTED.value)
                     .where(JobRow.claimed_by.is_(None) | (JobRow.claimed_by != fence.claim))
                 )

@@ -15,7 +15,6 @@ from ocrflow.jobstate import JobState
 from ocrflow.ledger.base import LedgerBase
 from ocrflow.ledger.claims import nearest_expiry_first
 from ocrflow.ledger.records import (
-    IN_LIST_CHUNK,
     Fence,
     JobRecord,
     JobResults,
@@ -23,6 +22,7 @@ from ocrflow.ledger.records import (
     ResultRecord,
     Written,
     aware,
+    in_chunks,
     job_record,
     result_record,
 )
@@ -82,8 +82,7 @@ class JobsMixin(LedgerBase):
                 return [job_record(row) for row in (await session.scalars(query)).all()]
             wanted = sorted({validate_job_id(j) for j in job_ids})
             rows: list[JobRow] = []
-            for start in range(0, len(wanted), IN_LIST_CHUNK):  # SQLite caps bound parameters
-                chunk = wanted[start : start + IN_LIST_CHUNK]
+            for chunk in in_chunks(wanted):
                 rows += (await session.scalars(query.where(JobRow.job_id.in_(chunk)))).all()
         rows.sort(key=lambda row: (aware(row.created_at), row.job_id))
         return [job_record(row) for row in rows]
@@ -288,11 +287,10 @@ class JobsMixin(LedgerBase):
         batch (a row at a time was a round trip per job), in id order, so that two stores of
         overlapping batches never wait on each other in a circle."""
         rows: dict[str, JobRow] = {}
-        wanted = sorted(job_ids)
-        for start in range(0, len(wanted), IN_LIST_CHUNK):
+        for chunk in in_chunks(sorted(job_ids)):
             query = (
                 select(JobRow)
-                .where(JobRow.job_id.in_(wanted[start : start + IN_LIST_CHUNK]))
+                .where(JobRow.job_id.in_(chunk))
                 .order_by(JobRow.job_id)
                 .with_for_update()
             )

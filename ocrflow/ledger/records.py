@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import func
 
+from ocrflow.adaptive import job_class
 from ocrflow.completeness import JobRequest
 from ocrflow.jobstate import JobState
 from ocrflow.ledger.schema import JobRow, ResultRow, SubmissionState, utc_now
@@ -49,6 +51,14 @@ class JobRecord:
         """Recorded only because its id was given to a fetch: ocrflow never submitted it, so
         neither its request nor its image is known (nor when it was sent)."""
         return not self.settings and self.image_sha256 is None
+
+    @property
+    def learning_class(self) -> str | None:
+        """Its class for the learned polling (image size and region count,
+        ``adaptive.job_class``); None for an id given by hand, whose class is unknown."""
+        if self.given_by_id:
+            return None
+        return job_class(self.image_bytes or 0, len(self.regions))
 
     @property
     def request(self) -> JobRequest:
@@ -167,6 +177,12 @@ class ResultRecord(NewResult):
 
 
 IN_LIST_CHUNK = 500
+
+
+def in_chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``ids`` an IN list at a time: SQLite caps the parameters bound to one statement."""
+    for start in range(0, len(ids), IN_LIST_CHUNK):
+        yield ids[start : start + IN_LIST_CHUNK]
 
 
 def image_digest(data: bytes) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from ocrflow.adaptive import job_class
 from ocrflow.errors import InvalidJobIdError
 from ocrflow.ledger import (
     JobResults,
@@ -75,6 +76,20 @@ async def test_jobs_are_recorded_with_their_original(ledger: Ledger) -> None:
     assert job.image_sha256 == image_digest(b"\x89PNG image bytes")
     assert await ledger.load_image(job.image_sha256) == b"\x89PNG image bytes"
     assert await ledger.get_job(JOB_B) is None
+
+
+async def test_a_submitted_job_has_a_learning_class_and_an_id_given_by_hand_none(
+    ledger: Ledger,
+) -> None:
+    await add(ledger, JOB_A)
+    await ledger.claim_jobs("fetch", [JOB_B], lease_s=60)  # recorded only to be leased
+    submitted, given = await ledger.get_job(JOB_A), await ledger.get_job(JOB_B)
+    assert submitted is not None
+    assert given is not None
+    assert given.given_by_id
+    assert given.learning_class is None  # its size and regions are unknown: learn nothing
+    image_bytes = len(b"\x89PNG image bytes")
+    assert submitted.learning_class == job_class(image_bytes, len(REGIONS))
 
 
 async def test_unfinished_jobs_are_listed_oldest_first(ledger: Ledger) -> None:

@@ -75,12 +75,12 @@ def test_the_runtime_turns_unfinished_polls_of_a_followed_job_into_bounds() -> N
     submitted = clock.now().timestamp()
     clock.advance(2.0)
     runtime.note_poll("early", TaskStatus.PROCESSING)  # a first look, before it is followed
-    runtime.follow("early", 4_000_000, 12, submitted)
-    runtime.follow("late", 4_000_000, 12, submitted)
+    runtime.follow("early", job_class(4_000_000, 12), submitted)
+    runtime.follow("late", job_class(4_000_000, 12), submitted)
     clock.advance(48.0)
     runtime.note_poll("late", TaskStatus.PENDING)
     for job in ("a", "b"):
-        runtime.follow(job, 4_000_000, 12, submitted)
+        runtime.follow(job, job_class(4_000_000, 12), submitted)
         runtime.note_poll(job, TaskStatus.PROCESSING)
     assert runtime.model.median(key) == 27.0  # three at 4 s, three running past 50 s, one 2 s
     runtime.note_poll("a", TaskStatus.COMPLETED)
