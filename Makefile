@@ -71,28 +71,28 @@ emulator: $(STAMP)  ## serve the local Aspose.OCR Cloud emulator on 127.0.0.1:80
 samples: $(STAMP)  ## redraw the sample documents in samples/
 	$(BIN)/python -m ocrflow.emulator.samples --out samples
 
-bench-ocr: $(STAMP)  ## the emulator's OCR time per region and per page
+bench-ocr: $(STAMP) | $(PREFECT_HOME)  ## the emulator's OCR: exact reads with binarization off and on, time per region and page
 	$(BIN)/python -m bench.ocr_speed
 
-bench-polling: $(STAMP)  ## calls per job against detection lag, ocrflow's policies and the usual ones
+bench-polling: $(STAMP) | $(PREFECT_HOME)  ## calls per job against detection lag, ocrflow's policies and the usual ones
 	$(BIN)/python -m bench.polling
 
-bench-polling-live: $(STAMP)  ## the learned polling through flow, client and emulator, beside the virtual clock
+bench-polling-live: $(STAMP) | $(PREFECT_HOME)  ## the learned polling through flow, client and emulator, beside the virtual clock
 	$(BIN)/python -m bench.polling_live
 
-bench-rate: $(STAMP)  ## a shared request budget against a rate-limited service
+bench-rate: $(STAMP) | $(PREFECT_HOME)  ## a shared request budget against a rate-limited service
 	$(BIN)/python -m bench.rate_budget
 
-bench-overhead: $(STAMP)  ## the flow against the bare client on 1,000 completed jobs; peak RSS at 10,000
+bench-overhead: $(STAMP) | $(PREFECT_HOME)  ## the flow against the bare client on 1,000 completed jobs; peak RSS at 10,000
 	$(BIN)/python -m bench.overhead
 
-bench-scale: $(STAMP)  ## the sharded sweep with one shard worker against two (PostgreSQL stack)
+bench-scale: $(STAMP) | $(PREFECT_HOME)  ## the sharded sweep with one shard worker against two (PostgreSQL stack)
 	$(BIN)/python -m bench.scale_out
 
-bench-100k: $(STAMP)  ## 100,000 jobs on the PostgreSQL ledger: one sweep, two workers; the retention-aware order
+bench-100k: $(STAMP) | $(PREFECT_HOME)  ## 100,000 jobs on the PostgreSQL ledger: one sweep, two workers; the retention-aware order
 	$(BIN)/python -m bench.sweep_100k
 
-bench-latency: $(STAMP)  ## one image from a terminal: ocrflow's commands beside the vendor SDK
+bench-latency: $(STAMP) | $(PREFECT_HOME)  ## one image from a terminal: ocrflow's commands beside the vendor SDK
 	$(BIN)/python -m bench.cli_latency
 
 ui-shots: $(STAMP)  ## screenshots of the runs in the Prefect UI (headless Chromium) into docs/img

@@ -203,11 +203,21 @@ class ClientCredentialsAuth(httpx.Auth):
         self._blocked_until = self._clock() + seconds
 
 
+_DESCRIPTION_CHARS = 200  # a server's reason is shown, a page of HTML posing as one is not
+
+
 def _oauth_error(body: str) -> str | None:
-    """The ``error`` code of an OAuth error body (``invalid_client``…), when there is one."""
+    """The ``error`` code of an OAuth error body (``invalid_client``…), with its
+    ``error_description`` when the server gives one; None when there is no code."""
     try:
         payload = json.loads(body)
     except ValueError:
         return None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    return error if isinstance(error, str) else None
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), str):
+        return None
+    error: str = payload["error"]
+    description = payload.get("error_description")
+    if isinstance(description, str) and description.strip():
+        shown = " ".join(description.split())
+        error += f": {shown[:_DESCRIPTION_CHARS]}{'…' if len(shown) > _DESCRIPTION_CHARS else ''}"
+    return error

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ocrflow.emulator.engine import Engine, TesseractEngine
 from ocrflow.emulator.faults import FaultMiddleware
@@ -24,6 +25,7 @@ from ocrflow.emulator.routes import (
     build_ocr_router,
     build_token_router,
     build_utilities_router,
+    http_error_answer,
     unauthorized_answer,
 )
 from ocrflow.emulator.schemas import BadRequestError
@@ -58,6 +60,7 @@ def create_app(
     app.state.emulator = state
     app.add_exception_handler(UnauthorizedError, unauthorized_answer)
     app.add_exception_handler(BadRequestError, bad_request_answer)
+    app.add_exception_handler(StarletteHTTPException, http_error_answer)
     app.include_router(build_token_router())
     app.include_router(build_ocr_router("RecognizeRegions", regions=True))
     app.include_router(build_ocr_router("RecognizeImage", regions=False))

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import random
+import re
 import threading
 import uuid
 from collections import Counter
@@ -20,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ocrflow.emulator.engine import (
+    NATIVE_DOCUMENTS,
     Engine,
     LanguageUnavailableError,
     Recognition,
@@ -34,12 +36,26 @@ from ocrflow.emulator.imaging import (
     rotate,
     upsample,
 )
-from ocrflow.emulator.render import render_region
+from ocrflow.emulator.render import FORMATS, PDF_DPI, render_region
 from ocrflow.emulator.schemas import RecognizeBodyIn
 from ocrflow.emulator.settings import EmulatorSettings
 
 log = logging.getLogger(__name__)
 PENDING_SHARE = 0.2
+
+# The forms .NET's Guid.Parse reads, in any letter case: 8-4-4-4-12 (D), D in braces (B) or
+# parentheses (P), 32 digits (N). The service keeps a Guid, so each form names the same job.
+_D_FORM = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_GUID_FORMS = re.compile(rf"({_D_FORM})|\{{({_D_FORM})\}}|\(({_D_FORM})\)|([0-9a-f]{{32}})")
+
+
+def canonical_job_id(job_id: str) -> str:
+    """The lower-case 8-4-4-4-12 form a job is kept under, from any form .NET's Guid.Parse
+    reads; anything else comes back as given (it names no job: NotExist)."""
+    match = _GUID_FORMS.fullmatch(job_id.strip().lower())
+    if match is None:
+        return job_id
+    return str(uuid.UUID(next(group for group in match.groups() if group)))
 
 
 @dataclass(slots=True)
@@ -143,12 +159,12 @@ class JobStore:
     def view(self, job_id: str, *, with_results: bool) -> JobView:
         """What a GET of the job answers now; counts the GET for the statistics."""
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._jobs.get(canonical_job_id(job_id))
             now = self.clock()
             if job is None:
                 return NOT_EXIST
             if now >= job.expires_at:
-                del self._jobs[job_id]
+                del self._jobs[job.id]
                 return NOT_EXIST
             job.gets += 1
             if job.first_get_at is None:
@@ -171,14 +187,14 @@ class JobStore:
         """End the job's processing time now (it completes once its OCR is done): a test holds
         a job with a long processing time and releases it on an event, not after a margin."""
         with self._lock:
-            job = self._jobs.get(job_id)
+            job = self._jobs.get(canonical_job_id(job_id))
             if job is not None:
                 job.duration_s = min(job.duration_s, self.clock() - job.created)
 
     def cancel(self, job_id: str) -> None:
         """Forget the job: later GETs read NotExist, a running OCR is dropped when it ends."""
         with self._lock:
-            self._jobs.pop(job_id, None)
+            self._jobs.pop(canonical_job_id(job_id), None)
 
     def drain(self, timeout_s: float = 30.0) -> bool:
         """Wait until every queued job has been worked on; True when none is left."""
@@ -311,19 +327,27 @@ def recognise(
         ]
     )
     orders = [0] if whole_page else [r.order for r in regions]
+    documents = frozenset(FORMATS[settings.result_type]) & NATIVE_DOCUMENTS
     results: list[dict[str, str]] = []
     warnings: list[str] = []
     for index, (box, order) in enumerate(zip(boxes, orders, strict=True)):
         crop = crop_region(page, box, index)
         warnings += crop.warnings
         work = rotate(crop.image, settings.rotate)
+        if settings.make_binarization:
+            # Before deskewing: specks are still sharp (turning smears them into blots the
+            # size of a full stop), and the white it fills the turned corners with is the
+            # background's own.
+            work = binarize(work)
         if settings.make_skew_correct:
             work, _angle = deskew(work)
-        if settings.make_binarization:
-            work = binarize(work)
         work, factor = upsample(work)
         recognition: Recognition = engine.recognize(
-            work, language=settings.language, whole_page=whole_page
+            work,
+            language=settings.language,
+            whole_page=whole_page,
+            documents=documents,
+            dpi=PDF_DPI * factor,  # an upsampled crop's PDF page keeps the region's size
         ).placed(scale=factor, dx=crop.origin[0], dy=crop.origin[1])
         results += render_region(
             settings.result_type,

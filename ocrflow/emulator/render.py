@@ -5,6 +5,10 @@ ascending ``order``; for each region, one entry per format of the result type, i
 the type names them (``TextAndPdfAndHocr`` → Text, Pdf, Hocr). So N regions with a combined
 type of K formats give N·K entries: region 0's formats first, then region 1's, and so on.
 Boxes are in the submitted image's pixel coordinates.
+
+With real OCR, hOCR and PDF are Tesseract's own (its renderers, see ``engine.py``), so the
+client's parsers meet a format their authors did not write; the writers here serve simulated
+jobs, whose text is known without an engine.
 """
 
 from __future__ import annotations
@@ -50,9 +54,13 @@ def render_region(
         elif fmt == "JSON":
             data = json_document(recognition, order=order, rect=rect).encode()
         elif fmt == "Hocr":
-            data = hocr_document(recognition, rect=rect, engine_name=engine_name).encode()
+            # The engine's own hOCR when it wrote one (Tesseract does), else ours.
+            hocr = recognition.hocr or hocr_document(
+                recognition, rect=rect, engine_name=engine_name
+            )
+            data = hocr.encode()
         elif fmt == "Pdf":
-            data = searchable_pdf(recognition, rect=rect, image=image)
+            data = recognition.pdf or searchable_pdf(recognition, rect=rect, image=image)
         else:
             data = png_bytes(image, rect)
         entries.append({"type": fmt, "data": base64.b64encode(data).decode("ascii")})

@@ -12,13 +12,17 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ocrflow.emulator.hostile import hostile_answer
-from ocrflow.emulator.jobs import JobView
-from ocrflow.emulator.schemas import BadRequestError, parse_recognize_body
+from ocrflow.emulator.jobs import JobView, canonical_job_id
+from ocrflow.emulator.schemas import BadRequestError, parse_recognize_body, problem_details
 from ocrflow.emulator.settings import Faults, ProcessingTime
 from ocrflow.emulator.state import EmulatorState
 
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 STATUS_CODES = {
     "Completed": "Ok",
     "Pending": "NotReady",
@@ -79,6 +83,31 @@ def bad_request_answer(_request: Request, exc: Exception) -> Response:
     )
 
 
+def http_error_answer(request: Request, exc: Exception) -> Response:
+    """Any other HTTP error (an unknown path's 404, a wrong method's 405) as the service's
+    ProblemDetails, not FastAPI's ``{"detail": …}``; a 405 says every method the path takes."""
+    status = exc.status_code if isinstance(exc, StarletteHTTPException) else 500
+    headers = dict(exc.headers or {}) if isinstance(exc, StarletteHTTPException) else {}
+    if status == 405:
+        # Starlette names the methods of the first route on the path only (one per method here):
+        # ask the app's routes which methods they would take on this path.
+        allowed = [
+            method
+            for method in HTTP_METHODS
+            if any(
+                route.matches({**request.scope, "method": method})[0] == Match.FULL
+                for route in request.app.routes
+            )
+        ]
+        headers["Allow"] = ", ".join(allowed)
+    return JSONResponse(
+        problem_details(status),
+        status_code=status,
+        headers=headers,
+        media_type="application/problem+json",
+    )
+
+
 def _missing_id() -> BadRequestError:
     return BadRequestError({"id": ["The id field is required."]})
 
@@ -136,7 +165,8 @@ def build_ocr_router(feature: str, *, regions: bool) -> APIRouter:
             raise _missing_id()
         state.counts[f"get_{feature}"] += 1
         view = state.jobs.view(job_id, with_results=True)
-        return _json_answer(state, ocr_response(job_id, view, with_results=True))
+        echoed = canonical_job_id(job_id)  # as .NET writes a Guid back: lower-case 8-4-4-4-12
+        return _json_answer(state, ocr_response(echoed, view, with_results=True))
 
     @router.delete("")
     async def cancel(state: State, _auth: Bearer, job_id: JobId = None) -> Response:
@@ -159,7 +189,8 @@ def build_utilities_router() -> APIRouter:
             raise _missing_id()
         state.counts["get_status"] += 1
         view = state.jobs.view(job_id, with_results=False)
-        return _json_answer(state, ocr_response(job_id, view, with_results=False))
+        echoed = canonical_job_id(job_id)
+        return _json_answer(state, ocr_response(echoed, view, with_results=False))
 
     return router
 
@@ -181,6 +212,22 @@ def build_token_router() -> APIRouter:
         if state.chance(faults.token_reject_rate):
             state.counts["fault_token_400"] += 1
             return JSONResponse({"error": "invalid_client"}, 400)
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type not in FORM_TYPES:
+            # An OAuth token endpoint reads a form (RFC 6749 §4.4.2): a JSON body, however
+            # right its fields, is no request at all, and must not read as a wrong grant type.
+            state.counts["token_400"] += 1
+            sent = f"Content-Type {content_type[:80]!r}" if content_type else "no Content-Type"
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": (
+                        "the token endpoint expects application/x-www-form-urlencoded "
+                        f"grant_type, client_id and client_secret; the request had {sent}"
+                    ),
+                },
+                400,
+            )
         client_id, client_secret, grant_type = await _credentials(request)
         answer = state.tokens.issue(client_id, client_secret, grant_type)
         state.counts[f"token_{answer.status}"] += 1
@@ -200,13 +247,10 @@ async def _credentials(request: Request) -> tuple[str | None, str | None, str | 
             client_id, client_secret = unquote(user), unquote(password)
         except (binascii.Error, UnicodeDecodeError):
             pass
-    grant_type = None
-    content_type = request.headers.get("Content-Type", "")
-    if "form" in content_type:
-        form = await request.form()
-        grant_type = _form_str(form.get("grant_type"))
-        client_id = _form_str(form.get("client_id")) or client_id
-        client_secret = _form_str(form.get("client_secret")) or client_secret
+    form = await request.form()
+    grant_type = _form_str(form.get("grant_type"))
+    client_id = _form_str(form.get("client_id")) or client_id
+    client_secret = _form_str(form.get("client_secret")) or client_secret
     return client_id, client_secret, grant_type
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -128,12 +130,24 @@ class BadRequestError(Exception):
 
     def problem(self) -> dict[str, Any]:
         """The body of the 400 answer."""
-        return {
-            "type": "https://tools.ietf.org/html/rfc9110#section-15.5.1",
-            "title": "One or more validation errors occurred.",
-            "status": 400,
-            "errors": self.errors,
-        }
+        return problem_details(400, "One or more validation errors occurred.", errors=self.errors)
+
+
+# The RFC 9110 sections ASP.NET Core's ProblemDetails link to as their "type", by status.
+_PROBLEM_SECTIONS = {400: "15.5.1", 401: "15.5.2", 403: "15.5.4", 404: "15.5.5", 405: "15.5.6"}
+
+
+def problem_details(status: int, title: str | None = None, **extra: Any) -> dict[str, Any]:
+    """An ASP.NET Core ProblemDetails body: type, title, status, traceId and ``extra``."""
+    section = _PROBLEM_SECTIONS.get(status, "15.6.1" if status >= 500 else "15.5")
+    return {
+        "type": f"https://tools.ietf.org/html/rfc9110#section-{section}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        # W3C trace context, as ASP.NET writes it: version-trace id-span id-flags.
+        "traceId": f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-00",
+        **extra,
+    }
 
 
 def parse_recognize_body(raw: bytes, *, max_image_bytes: int) -> tuple[RecognizeBodyIn, bytes]:

@@ -49,6 +49,12 @@ class TokenIssuer:
             if now < banned_until:
                 wait = math.ceil(banned_until - now)
                 return TokenAnswer(429, {"error": "too_many_requests"}, {"Retry-After": str(wait)})
+            if not grant_type:
+                body: dict[str, object] = {
+                    "error": "invalid_request",
+                    "error_description": "grant_type is required",
+                }
+                return TokenAnswer(400, body, {})
             if grant_type != "client_credentials":
                 return TokenAnswer(400, {"error": "unsupported_grant_type"}, {})
             if not self._valid(client_id, client_secret):

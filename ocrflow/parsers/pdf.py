@@ -33,7 +33,10 @@ def process_pdf(data: bytes) -> Processed:
             text = "\n".join(page.extract_text() or "" for page in reader.pages)
     except (PyPdfError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise DecodeError(f"PDF cannot be read: {type(exc).__name__}: {exc}") from exc
-    processed = Processed(text=normalise(text), payload=data, page_count=page_count)
+    # A text layer places each word on its own; the spaces that text extraction puts at a
+    # line's end (after Tesseract's last word, for one) are layout, not text.
+    text = "\n".join(line.rstrip() for line in normalise(text).split("\n"))
+    processed = Processed(text=text, payload=data, page_count=page_count)
     if not processed.text:
         processed.warnings.append("PDF has no text layer: it is not searchable")
     return processed

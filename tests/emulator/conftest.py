@@ -22,6 +22,7 @@ from ocrflow.emulator.settings import (
 )
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+SAMPLE_NAMES = sorted(p.name.removesuffix(".regions.json") for p in SAMPLES.glob("*.regions.json"))
 GUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 

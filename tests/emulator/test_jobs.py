@@ -102,6 +102,54 @@ async def test_unknown_id_reads_not_exist(emulator: Emulator) -> None:
         assert (body["taskStatus"], body["responseStatusCode"]) == ("NotExist", "TaskNotFound")
 
 
+async def test_a_job_id_is_read_in_any_letter_case_and_any_net_guid_form(
+    emulator: Emulator,
+) -> None:
+    await emulator.authorize()
+    job_id = await emulator.submit(sample_body("id-card"))
+    await emulator.finish(job_id)
+    forms = [
+        job_id.upper(),
+        job_id.title(),
+        f"{{{job_id.upper()}}}",
+        f"({job_id})",
+        job_id.replace("-", "").upper(),
+        f"  {job_id.upper()} ",
+    ]
+    for form in forms:
+        for path in ("/v5.0/ocr/RecognizeRegions", "/v5.0/ocr/Utilities/GetTaskStatus"):
+            body = (await emulator.http.get(path, params={"id": form})).json()
+            # The id comes back as .NET writes a Guid: lower-case 8-4-4-4-12.
+            assert (body["taskStatus"], body["id"]) == ("Completed", job_id), (form, path)
+    for not_the_job in (f"{{{job_id}", job_id[:-1], job_id + "0", f"urn:uuid:{job_id}"):
+        body = (await emulator.http.get(path, params={"id": not_the_job})).json()
+        assert (body["taskStatus"], body["id"]) == ("NotExist", not_the_job)
+    await emulator.http.delete("/v5.0/ocr/RecognizeRegions", params={"id": job_id.upper()})
+    gone = await emulator.http.get("/v5.0/ocr/RecognizeRegions", params={"id": job_id})
+    assert gone.json()["taskStatus"] == "NotExist"
+
+
+async def test_unknown_paths_and_methods_answer_problem_details(emulator: Emulator) -> None:
+    await emulator.authorize()
+    missing = await emulator.http.get("/v5.0/ocr/RecognizeNothing")
+    wrong_method = await emulator.http.put("/v5.0/ocr/RecognizeRegions", params={"id": UNKNOWN})
+    for answer, status, title in (
+        (missing, 404, "Not Found"),
+        (wrong_method, 405, "Method Not Allowed"),
+    ):
+        assert answer.status_code == status
+        assert answer.headers["Content-Type"] == "application/problem+json"
+        problem = answer.json()
+        assert (problem["status"], problem["title"]) == (status, title)
+        assert problem["type"].startswith("https://tools.ietf.org/html/rfc9110#section-15.5.")
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", problem["traceId"])
+    assert set(wrong_method.headers["Allow"].replace(" ", "").split(",")) == {
+        "POST",
+        "GET",
+        "DELETE",
+    }
+
+
 async def test_jobs_expire_after_the_retention() -> None:
     clock = ManualClock()
     app = create_app(make_settings(retention_s=100.0), clock=clock)

@@ -1,4 +1,5 @@
-"""Real OCR: every sample region read exactly, every result type, Rotate and deskewing."""
+"""Real OCR: every sample region read exactly (binarization on and off), every result type,
+Rotate, deskewing and binarization."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import io
 import json
 
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
+from ocrflow.emulator.imaging import binarize, ink_blots, ink_mask
 from ocrflow.parsers import process_hocr, process_json, process_pdf
-from tests.emulator.conftest import Emulator, decoded, expected_texts, sample_body
+from tests.emulator.conftest import SAMPLE_NAMES, Emulator, decoded, expected_texts, sample_body
 
 
 def line_image(text: str, *, angle: float = 0.0) -> Image.Image:
@@ -32,13 +34,47 @@ def body_for(image: Image.Image, **settings: object) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("sample", ["id-card", "application-form"])
+@pytest.mark.parametrize("sample", SAMPLE_NAMES)
 async def test_every_sample_region_is_read_exactly(emulator: Emulator, sample: str) -> None:
     await emulator.authorize()
     job_id = await emulator.submit(sample_body(sample))
     answer = await emulator.finish(job_id)
     assert answer["taskStatus"] == "Completed"
     assert [decoded(r).decode() for r in answer["results"]] == expected_texts(sample)
+
+
+@pytest.mark.parametrize("sample", SAMPLE_NAMES)
+async def test_binarization_reads_every_sample_at_least_as_well_as_without(
+    emulator: Emulator, sample: str
+) -> None:
+    await emulator.authorize()
+    exact = {}
+    for setting in (False, True):
+        body = sample_body(sample, makeBinarization=setting)
+        answer = await emulator.finish(await emulator.submit(body))
+        texts = [decoded(r).decode() for r in answer["results"]]
+        exact[setting] = sum(t == e for t, e in zip(texts, expected_texts(sample), strict=True))
+    assert exact[True] == len(expected_texts(sample))
+    assert exact[True] >= exact[False]
+
+
+def test_binarization_whitens_specks_but_keeps_full_stops_and_dots() -> None:
+    font = ImageFont.load_default(size=34)
+    page = Image.new("L", (420, 60), 200)
+    ImageDraw.Draw(page).text((10, 10), "mini.io", font=font, fill=60)
+    clean = binarize(page)
+    specked = page.copy()
+    for x, y in ((300, 30), (330, 12), (400, 50), (5, 5)):  # 2 px specks, away from the text
+        specked.paste(60, (x, y, x + 2, y + 2))
+    cleaned = binarize(specked)
+    assert ImageChops.difference(clean, cleaned).getbbox() is None  # every speck is gone
+    # Every blot of the text keeps its ink, the dots of the i's and the full stop among them.
+    text_blots = ink_blots(ink_mask(page))
+    assert len(text_blots) >= 7  # m i n i . i o, an i's dot apart where it does not touch
+    kept = ink_mask(cleaned)
+    for blot in text_blots:
+        assert kept.crop((blot.x1, blot.y1, blot.x2 + 1, blot.y1 + 3)).getbbox() is not None
+    assert clean.getextrema() == (0, 255)  # background white, ink black (its edges grey)
 
 
 async def test_results_follow_region_order_not_submission_order(emulator: Emulator) -> None:

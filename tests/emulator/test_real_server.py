@@ -1,4 +1,5 @@
-"""The emulator under a real uvicorn on 127.0.0.1: dropped connections, and the vendor's SDK."""
+"""The emulator under a real uvicorn on 127.0.0.1: dropped connections, and the vendor's SDK
+reading every sample with the SDK's own defaults."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from ocrflow.emulator.app import create_app
 from ocrflow.emulator.server import serve_in_thread
 from ocrflow.emulator.settings import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-from tests.emulator.conftest import SAMPLES, expected_texts, make_settings
+from tests.emulator.conftest import SAMPLE_NAMES, SAMPLES, expected_texts, make_settings
 
 JOB = "b7162f77-bf10-407d-86de-ee255e422ca7"
 
@@ -101,11 +102,12 @@ def test_malformed_json_over_a_real_socket(base_url: str) -> None:
         json.loads(answer.text)
 
 
-def test_the_official_sdk_reads_a_sample_through_the_emulator(base_url: str) -> None:
+@pytest.mark.parametrize("sample", SAMPLE_NAMES)
+def test_the_official_sdk_reads_every_sample_with_its_defaults(base_url: str, sample: str) -> None:
     # The SDK (24.11.0) cannot fetch its own token (contract §8): we fetch one and hand it over.
     config = sdk.Configuration(host=base_url, access_token=token(base_url))
     api = sdk.RecognizeRegionsApi(sdk.ApiClient(config))
-    document = json.loads((SAMPLES / "id-card.regions.json").read_text())
+    document = json.loads((SAMPLES / f"{sample}.regions.json").read_text())
     regions = [
         sdk.OCRRegion(
             order=region["order"],
@@ -119,16 +121,14 @@ def test_the_official_sdk_reads_a_sample_through_the_emulator(base_url: str) -> 
         for region in document["regions"]
     ]
     # The SDK takes the image as a base64 str; bytes fail in its json.dumps (contract §2).
-    image = base64.b64encode((SAMPLES / "id-card.png").read_bytes()).decode()
-    body = sdk.OCRRecognizeRegionsBody(
-        image=image,
-        settings=sdk.OCRSettingsRecognizeRegions(
-            language=sdk.Language.ENGLISH,
-            result_type=sdk.ResultType.TEXT,
-            regions=regions,
-            make_skew_correct=True,
-        ),
+    image = base64.b64encode((SAMPLES / document["image"]).read_bytes()).decode()
+    settings = sdk.OCRSettingsRecognizeRegions(
+        language=sdk.Language.ENGLISH, result_type=sdk.ResultType.TEXT, regions=regions
     )
+    # Everything else as a user of the vendor's SDK sends it: its defaults, binarization on.
+    assert settings.make_binarization is True
+    assert settings.make_skew_correct is True
+    body = sdk.OCRRecognizeRegionsBody(image=image, settings=settings)
     job_id = api.post_recognize_regions(body)
     response = None
     for _ in range(200):  # bounded: about 20 s at most
@@ -140,4 +140,4 @@ def test_the_official_sdk_reads_a_sample_through_the_emulator(base_url: str) -> 
     assert response.task_status == sdk.OCRTaskStatus.COMPLETED
     assert response.results is not None
     texts = [base64.b64decode(str(result.data)).decode() for result in response.results]
-    assert texts == expected_texts("id-card")
+    assert texts == expected_texts(sample)

@@ -53,6 +53,26 @@ async def test_wrong_grant_type_is_refused(emulator: Emulator) -> None:
     assert answer.json() == {"error": "unsupported_grant_type"}
 
 
+async def test_a_json_body_is_told_the_form_encoding_is_expected(emulator: Emulator) -> None:
+    answer = await emulator.http.post("/connect/token", json=GOOD)
+    assert answer.status_code == 400
+    body = answer.json()
+    assert body["error"] == "invalid_request"
+    assert "application/x-www-form-urlencoded" in body["error_description"]
+    assert "application/json" in body["error_description"]
+    # Not a credential failure: a client sending JSON again and again is never banned.
+    for _ in range(7):
+        assert (await emulator.http.post("/connect/token", json=GOOD)).status_code == 400
+    assert (await emulator.http.post("/connect/token", data=GOOD)).status_code == 200
+
+
+async def test_a_form_without_grant_type_is_an_invalid_request(emulator: Emulator) -> None:
+    without = {k: v for k, v in GOOD.items() if k != "grant_type"}
+    answer = await emulator.http.post("/connect/token", data=without)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+    assert "grant_type" in answer.json()["error_description"]
+
+
 async def test_more_than_five_failures_ban_the_pair_for_ten_minutes(emulator: Emulator) -> None:
     bad = {**GOOD, "client_secret": "wrong"}
     statuses = [

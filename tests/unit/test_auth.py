@@ -166,6 +166,27 @@ async def test_rejected_credentials_fail_at_once_and_block_further_token_request
     assert token_calls == 2
 
 
+async def test_a_rejection_shows_the_servers_reason_and_only_the_start_of_a_long_one() -> None:
+    reasons = iter(
+        [
+            {"error": "invalid_request", "error_description": "expects\n  a form body"},
+            {"error": "invalid_request", "error_description": "x" * 5000},
+        ]
+    )
+    messages = []
+    for _ in range(2):
+        auth = make_auth(FakeClock())
+        body = next(reasons)
+        transport = httpx.MockTransport(lambda _request, body=body: httpx.Response(400, json=body))
+        async with httpx.AsyncClient(auth=auth, transport=transport) as http:
+            with pytest.raises(AuthError) as caught:
+                await http.get("https://api.example/a")
+        messages.append(str(caught.value))
+    assert "(invalid_request: expects a form body)" in messages[0]
+    assert "(invalid_request: " + "x" * 200 + "…)" in messages[1]
+    assert "x" * 201 not in messages[1]
+
+
 async def test_short_token_429_is_waited_out_once() -> None:
     clock = FakeClock()
     auth = make_auth(clock, max_token_wait_s=30)
