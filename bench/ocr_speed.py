@@ -18,7 +18,7 @@ import io
 import json
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +57,15 @@ class Reads:
     exact: int = 0
     regions: int = 0
     seconds: float = 0.0
-    misses: list[tuple[str, str]] | None = None
+    misses: list[tuple[str, str]] = field(default_factory=list)  # (expected, read)
 
     def add(self, expected: list[str], got: list[str], seconds: float) -> None:
-        self.exact += sum(e == g for e, g in zip(expected, got, strict=True))
-        self.regions += len(expected)
+        """Count one document's reads."""
+        pairs = list(zip(expected, got, strict=True))
+        self.exact += sum(e == g for e, g in pairs)
+        self.regions += len(pairs)
         self.seconds += seconds
-        self.misses = (self.misses or []) + [
-            (e, g) for e, g in zip(expected, got, strict=True) if e != g
-        ]
+        self.misses += [(e, g) for e, g in pairs if e != g]
 
 
 def body_of(sample: Sample, **settings: object) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def main() -> None:
         )
         if args.misses:
             for setting, reads in (("off", off), ("on", on)):
-                for expected, got in reads.misses or []:
+                for expected, got in reads.misses:
                     print(f"    {setting}: {expected!r} read as {got!r}")
     print(f"\nmedian of {args.repeat} runs")
     print(f"{'sample':<18} {'result type':<18} {'regions':>7} {'per region ms':>14} {'page ms':>8}")
@@ -193,7 +193,7 @@ def main() -> None:
                             "regions": reads.regions,
                             "exact": reads.exact,
                             "ms_per_region": reads.seconds / reads.regions * 1000,
-                            "misses": reads.misses or [],
+                            "misses": reads.misses,
                         }
                         for setting, reads in (("off", by[False]), ("on", by[True]))
                     }
