@@ -22,7 +22,7 @@ from ocrflow.errors import (
     JobNotReadyError,
     OcrflowError,
 )
-from ocrflow.flows.reports import JobReport, Outcome, Progress, emit_job_event
+from ocrflow.flows.reports import JobEvents, JobReport, Outcome, Progress
 from ocrflow.flows.settle_one import Checks, DoneJob, due_now, known, region_names, settle_job
 from ocrflow.ledger import JobRecord
 from ocrflow.lifecycle import nearing_expiry
@@ -58,12 +58,19 @@ class Sweep:
         self.open_alone = 0  # jobs settling alone whose report is not in yet
         self.batches_looked = False  # no batch can send more jobs to settle alone
         self.reports: dict[int, JobReport] = {}
+        self.events = JobEvents()
         self.collector = Collector(runtime, self.batch, self.nothing_else_coming)
         self.ledger_failed = False  # a reason could not be written: do not wait on the rest
 
     async def run(self, valid: dict[int, str]) -> None:
         """Settle every job; should another run take over this run's lease (it stalled past
         it), stop at once and leave the rest to that run."""
+        try:
+            await self._run(valid)
+        finally:  # the jobs settled before any interruption are told of too
+            self.events.flush()
+
+    async def _run(self, valid: dict[int, str]) -> None:
         work = asyncio.create_task(self.settle_all(valid))
         lost = asyncio.create_task(self.runtime.lease_lost.wait())
         try:
@@ -148,7 +155,7 @@ class Sweep:
             await self.keep_error(report)
         self.records.pop(report.job_id, None)  # finished with: its record is not kept
         self.progressed.set()
-        emit_job_event(report)
+        self.events.add(report)
         self.progress.advance(report)
 
     async def keep_error(self, report: JobReport) -> None:

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter
-from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from prefect.events.filters import (
+    EventAnyResourceFilter,
+    EventFilter,
+    EventNameFilter,
+    EventResourceFilter,
+)
 from pypdf import PdfReader
 from sqlalchemy import update
 
@@ -37,10 +42,15 @@ def sample(name: str = "id-card", result_type: ResultType = ResultType.TEXT) -> 
     )
 
 
-async def wait_for_events(client: Any, resource_id: str, name: str) -> list[Any]:
-    """Events reach the server's database a little after they are emitted: wait (bounded)."""
+async def wait_for_events(
+    client: Any, resource_id: str, name: str, *, as_related: bool = False
+) -> list[Any]:
+    """Events reach the server's database a little after they are emitted: wait (bounded).
+    ``as_related``: the resource may be the event's own or one of its related resources."""
     event_filter = EventFilter(
-        event=EventNameFilter(name=[name]), resource=EventResourceFilter(id=[resource_id])
+        event=EventNameFilter(name=[name]),
+        resource=None if as_related else EventResourceFilter(id=[resource_id]),
+        any_resource=EventAnyResourceFilter(id=[resource_id]) if as_related else None,
     )
     for _ in range(100):  # at most about 20 s
         page = await client.read_events(filter=event_filter, limit=50)  # the server caps 50
@@ -163,6 +173,10 @@ async def test_error_with_resubmission_exhausted_fails_the_run(
             flow_run_filter=FlowRunFilter(id={"any_": [flow_run.id]}),
         )
         events = await wait_for_events(client, f"ocrflow.job.{bad}", "ocrflow.job.failed")
+        # The jobs that ended well are named together, each a related resource of one event.
+        (stored_event,) = await wait_for_events(
+            client, f"ocrflow.job.{good}", "ocrflow.jobs.stored", as_related=True
+        )
     by_key = {artifact.key: artifact for artifact in artifacts}
     table = by_key["ocrflow-fetch-outcomes"]
     rows: list[dict[str, Any]] = json.loads(str(table.data))  # a table's rows, as JSON
@@ -180,6 +194,8 @@ async def test_error_with_resubmission_exhausted_fails_the_run(
     assert f"| application-form.png | `{good}` |" in markdown
     assert by_key["ocrflow-fetch-progress"].data == 100.0
     assert events[0].payload["resubmissions"] == 1
+    assert [r.id for r in stored_event.related if r.role == "job"] == [f"ocrflow.job.{good}"]
+    assert [job["job_id"] for job in stored_event.payload["jobs"]] == [good]
 
 
 async def test_ids_unknown_to_the_ledger_are_fetched_but_not_resubmitted(

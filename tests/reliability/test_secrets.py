@@ -95,7 +95,7 @@ async def test_the_client_secret_is_nowhere(
 
     assert len(logs) > 0
     assert len(artifacts) > 0
-    assert len(events) > 6  # at least an event a job
+    assert len(events) > 6  # the runs' states and their jobs' events
     assert ledger_files
     # The search works: a job id, which all of these name on purpose, is found in them.
     for where in ("events", "artifacts", "ledger (database files)", "this process's log records"):
