@@ -220,7 +220,7 @@ class JobEvents:
         emit_event(
             event=f"ocrflow.jobs.{outcome.value}",
             resource={
-                # Its own id: the first job's, so the same jobs' event reads the same in a rerun.
+                # An id of its own, after its first job; the jobs are its related resources.
                 "prefect.resource.id": f"ocrflow.jobs.{first}",
                 "prefect.resource.name": f"{len(reports)} jobs {outcome.value}",
             },
