@@ -52,7 +52,7 @@ stop: $(STAMP)  ## stop the stack started by `make serve`
 	$(BIN)/ocrflow stop
 
 test: $(STAMP) | $(PREFECT_HOME)  ## run the whole test suite
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.halves $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
