@@ -211,6 +211,9 @@ def test_a_user_flow_calls_ocrflows_tasks_and_subflow(
     env |= {
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # Prefect's own 20 s for its temporary server to start: too short beside the suite's
+        # other half on two cores (seen at 20 s); ocrflow's commands set 120 s for the same.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "OCRFLOW_LEDGER_URL": f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}",
         "OCRFLOW_RESULTS_DIR": str(tmp_path / "results"),
         "PYTHONPATH": str(project),  # the user's packages, as in their own project
